@@ -45,6 +45,10 @@ type Metrics interface {
 	// Presign observes how long signing took, by backend and operation
 	// (put, post, part, get, create_multipart).
 	Presign(backend, op string, d time.Duration)
+	// BackendCall observes one call to a store (stat, read, delete,
+	// ping, create_multipart, list_parts, complete_multipart,
+	// abort_multipart) and whether it failed.
+	BackendCall(backend, op string, d time.Duration, err error)
 	// RateLimited counts a refusal by limit ("grants" or "bytes").
 	RateLimited(reason string)
 	// Handler serves /metrics.
