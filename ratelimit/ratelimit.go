@@ -13,7 +13,9 @@ type Decision struct {
 	Allowed bool
 	// RetryAfter is how long to wait before asking again, when refused.
 	RetryAfter time.Duration
-	// Reason is "grants" or "bytes" when refused: which limit was hit.
+	// Reason is "grants" or "bytes" when refused: which limit was hit; or
+	// "unavailable" when the store failed under on_store_error deny (see
+	// New: the broker answers 503 then, not 429).
 	Reason string
 }
 
@@ -21,7 +23,8 @@ type Decision struct {
 // for anonymous callers).
 type Limiter interface {
 	// Take returns an error only when the store fails; the caller then
-	// applies rate_limit.on_store_error.
+	// applies rate_limit.on_store_error. The limiters made by New apply
+	// on_store_error themselves and return a nil error (see New).
 	Take(ctx context.Context, key string, n int64) (Decision, error)
 	Close() error
 }

@@ -1,0 +1,128 @@
+package broker
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/upbroker/upbroker/auth"
+)
+
+// Keys of values the middleware leaves in the gin context.
+const (
+	ctxRequestID = "upbroker.request_id"
+	ctxPrincipal = "upbroker.principal"
+)
+
+// PrincipalFrom is the seam where authentication hands over to handlers:
+// the caller that the auth middleware accepted for this request.
+func PrincipalFrom(c *gin.Context) (auth.Principal, bool) {
+	v, ok := c.Get(ctxPrincipal)
+	if !ok {
+		return auth.Principal{}, false
+	}
+	p, ok := v.(auth.Principal)
+	return p, ok
+}
+
+// SetPrincipal records the caller of a request (for auth middleware and
+// tests).
+func SetPrincipal(c *gin.Context, p auth.Principal) { c.Set(ctxPrincipal, p) }
+
+func validRequestID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// requestID keeps a caller's X-Request-ID when it is safe to log and echo,
+// and makes one otherwise.
+func (b *Broker) requestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-ID")
+	if !validRequestID(id) {
+		var raw [12]byte
+		_, _ = rand.Read(raw[:])
+		id = hex.EncodeToString(raw[:])
+	}
+	c.Set(ctxRequestID, id)
+	c.Header("X-Request-ID", id)
+	c.Next()
+}
+
+// accessLog writes one line per request. The route is the template, never
+// the raw path, which would log tickets and keys.
+func (b *Broker) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	principal := ""
+	if p, ok := PrincipalFrom(c); ok {
+		principal = p.ID
+	}
+	status := c.Writer.Status()
+	attrs := []any{
+		"request_id", c.GetString(ctxRequestID), "method", c.Request.Method, "route", route,
+		"status", status, "latency", time.Since(start), "principal", principal,
+	}
+	if len(c.Errors) > 0 {
+		attrs = append(attrs, "err", c.Errors.Last().Err.Error())
+	}
+	if status >= 500 {
+		b.log.ErrorContext(c, "request", attrs...)
+		return
+	}
+	b.log.InfoContext(c, "request", attrs...)
+}
+
+// bodyCap bounds what any route may send the broker.
+func bodyCap(c *gin.Context) {
+	if c.Request.ContentLength > MaxJSONBody {
+		abort(c, errTooLarge("", "request body exceeds 64 KiB"))
+		return
+	}
+	if c.Request.Body != nil && c.Request.Body != http.NoBody {
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, MaxJSONBody)
+	}
+	c.Next()
+}
+
+func authError(err error) *apiError {
+	if errors.Is(err, auth.ErrUnavailable) {
+		return &apiError{Status: http.StatusServiceUnavailable, Code: "backend_unavailable",
+			Message: "the identity provider is unavailable; try again later", cause: err}
+	}
+	msg := "missing or invalid credentials"
+	if errors.Is(err, auth.ErrUnauthorized) && err.Error() != auth.ErrUnauthorized.Error() {
+		// Authenticators promise their wrapped message is safe to show.
+		msg = err.Error()
+	}
+	return &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: msg, cause: err}
+}
+
+// authenticate is the seam: it sets the principal or refuses the request.
+func (b *Broker) authenticate(c *gin.Context) {
+	p, err := b.auth.Authenticate(c.Request)
+	if err != nil {
+		if !errors.Is(err, auth.ErrUnavailable) {
+			c.Header("WWW-Authenticate", `Bearer realm="upbroker"`)
+		}
+		abort(c, authError(err))
+		return
+	}
+	SetPrincipal(c, p)
+	c.Next()
+}

@@ -1,0 +1,345 @@
+package broker
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/upbroker/upbroker/auth"
+	"github.com/upbroker/upbroker/broker/policy"
+	"github.com/upbroker/upbroker/broker/ticket"
+	"github.com/upbroker/upbroker/drivers"
+)
+
+// Reserved metadata that every upload carries: who uploaded it under which
+// profile. Downloads decide ownership from them, statelessly.
+const (
+	MetaPrincipal = "upbrokerprincipal"
+	MetaProfile   = "upbrokerprofile"
+)
+
+type createRequest struct {
+	Filename       *string           `json:"filename"`
+	ContentType    *string           `json:"content_type"`
+	Size           *int64            `json:"size"`
+	Profile        string            `json:"profile"`
+	ChecksumSHA256 string            `json:"checksum_sha256"`
+	Metadata       map[string]string `json:"metadata"`
+}
+
+type multipartInfo struct {
+	PartSize  int64  `json:"part_size"`
+	PartCount int    `json:"part_count"`
+	PartsURL  string `json:"parts_url"`
+}
+
+type grantResponse struct {
+	ID          string           `json:"id"`
+	Key         string           `json:"key"`
+	Backend     string           `json:"backend"`
+	Profile     string           `json:"profile"`
+	ExpiresAt   time.Time        `json:"expires_at"`
+	Upload      *drivers.Grant   `json:"upload"`
+	Multipart   *multipartInfo   `json:"multipart"`
+	Enforced    drivers.Enforced `json:"enforced"`
+	CompleteURL string           `json:"complete_url"`
+}
+
+// principalTag is how a principal is written into object metadata, whose
+// values must be printable ASCII in every store.
+func principalTag(id string) string {
+	ok := len(id) > 0 && len(id) <= 256
+	for i := 0; ok && i < len(id); i++ {
+		ok = id[i] >= 0x21 && id[i] <= 0x7e
+	}
+	if ok && !strings.HasPrefix(id, "sha256:") {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// baseURL is server.public_url, or what the request came in on when it is
+// not configured (development).
+func (b *Broker) baseURL(c *gin.Context) string {
+	if b.publicURL != "" {
+		return b.publicURL
+	}
+	scheme := "http"
+	if c.Request.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + c.Request.Host
+}
+
+func (b *Broker) principal(c *gin.Context) auth.Principal {
+	p, ok := PrincipalFrom(c)
+	if !ok {
+		// The auth middleware always runs first; a missing principal is a
+		// wiring bug, and anonymous is the least privileged answer.
+		return auth.Anonymous
+	}
+	return p
+}
+
+func (b *Broker) createUpload(c *gin.Context) {
+	var prof, backend string
+	var size int64
+	e := b.grant(c, &prof, &backend, &size)
+	result := "ok"
+	if e != nil {
+		result = e.Code
+		size = 0
+		abort(c, e)
+	}
+	b.metrics.Grant(prof, backend, result, size)
+}
+
+func (b *Broker) grant(c *gin.Context, profName, backendName *string, granted *int64) *apiError {
+	p := b.principal(c)
+	var req createRequest
+	if e := readJSON(c, &req, false); e != nil {
+		return e
+	}
+	name := req.Profile
+	if name == "" {
+		name = b.def
+	}
+	if name == "" {
+		return badRequest("profile", "profile is required (no default_profile is configured)")
+	}
+	prof := b.profiles[name]
+	if prof == nil {
+		return badRequest("profile", "unknown profile %q", name)
+	}
+	*profName, *backendName = prof.Name, prof.Backend
+	if !p.Allows(prof.Name) {
+		return errForbidden("you may not use profile " + strconv.Quote(prof.Name))
+	}
+	if req.Filename == nil || *req.Filename == "" {
+		return badRequest("filename", "filename is required")
+	}
+	if req.ContentType == nil || *req.ContentType == "" {
+		return badRequest("content_type", "content_type is required")
+	}
+	ctype, err := policy.NormalizeType(*req.ContentType)
+	if err != nil {
+		if errors.Is(err, policy.ErrType) {
+			return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_type", Field: "content_type", Message: err.Error()}
+		}
+		return badRequest("content_type", "%s", err.Error())
+	}
+	if !prof.AllowsType(ctype) {
+		return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_type", Field: "content_type",
+			Message: fmt.Sprintf("content type %s is not allowed by profile %s", ctype, prof.Name)}
+	}
+	if req.Size == nil {
+		return badRequest("size", "size is required")
+	}
+	size := *req.Size
+	if size <= 0 {
+		return badRequest("size", "size must be a positive integer")
+	}
+	if size > prof.MaxSize {
+		return errTooLarge("size", fmt.Sprintf("size %d exceeds the profile's max_size of %d bytes", size, prof.MaxSize))
+	}
+	var checksum []byte
+	if req.ChecksumSHA256 != "" {
+		checksum, err = base64.StdEncoding.DecodeString(req.ChecksumSHA256)
+		if err != nil || len(checksum) != sha256.Size {
+			return badRequest("checksum_sha256", "checksum_sha256 must be the base64 of 32 bytes")
+		}
+	}
+	if err := policy.CheckMetadata(req.Metadata); err != nil {
+		var fe *policy.FieldError
+		if errors.As(err, &fe) {
+			return badRequest(fe.Field, "%s", fe.Msg)
+		}
+		return badRequest("metadata", "%s", err.Error())
+	}
+	drv := b.backends[prof.Backend]
+	caps := drv.Capabilities()
+
+	// Limits are taken only for requests that would be granted, so that
+	// malformed requests cost the caller nothing.
+	if e := b.takeLimit(c, p, size); e != nil {
+		return e
+	}
+
+	key, err := prof.Key(p.ID, *req.Filename, b.now())
+	if err != nil {
+		return errInternal(err)
+	}
+	meta := make(map[string]string, len(req.Metadata)+2)
+	for k, v := range req.Metadata {
+		meta[k] = v
+	}
+	meta[MetaPrincipal] = principalTag(p.ID)
+	meta[MetaProfile] = prof.Name
+	cons := drivers.Constraints{
+		ContentType: ctype, Size: size, MaxSize: size, Metadata: meta, NoOverwrite: true, Expires: prof.Expires,
+	}
+	if checksum != nil {
+		cons.ChecksumSHA256 = req.ChecksumSHA256
+	}
+	tk := &ticket.Ticket{
+		Key: key, Backend: prof.Backend, Profile: prof.Name, Principal: p.ID, ContentType: ctype,
+		Size: size, Checksum: checksum,
+	}
+	if prof.Sniff {
+		tk.Flags |= ticket.Sniff
+	}
+	resp := grantResponse{Key: key, Backend: prof.Backend, Profile: prof.Name}
+	ctx := c.Request.Context()
+	mp, hasMP := drv.(drivers.Multipart)
+	useMP := hasMP && caps.Multipart && (size > prof.MultipartThreshold || caps.MaxSinglePut > 0 && size > caps.MaxSinglePut)
+	switch {
+	case useMP:
+		partSize, count, err := planParts(size, prof.PartSize, caps)
+		if err != nil {
+			return errTooLarge("size", err.Error())
+		}
+		start := time.Now()
+		id, err := mp.CreateMultipart(ctx, key, cons)
+		b.metrics.BackendCall(prof.Backend, "create_multipart", time.Since(start), err)
+		if err != nil {
+			return storeError(prof.Backend, "create multipart upload", err, errNotFound("bucket not found"))
+		}
+		tk.Flags |= ticket.Multipart
+		tk.UploadID, tk.PartSize, tk.Parts = id, partSize, count
+		tk.Expires = b.now().Add(prof.Expires)
+		resp.Multipart = &multipartInfo{PartSize: partSize, PartCount: count}
+		resp.Enforced = drivers.Enforced{Size: drivers.AfterUpload, ContentType: drivers.BySignature, Checksum: drivers.NotEnforced, NoOverwrite: drivers.NotEnforced}
+		if checksum != nil {
+			resp.Enforced.Checksum = drivers.AfterUpload
+		}
+	default:
+		if caps.MaxSinglePut > 0 && size > caps.MaxSinglePut {
+			return errTooLarge("size", fmt.Sprintf("size %d exceeds what backend %s takes in one upload (%d bytes)", size, prof.Backend, caps.MaxSinglePut))
+		}
+		var g drivers.Grant
+		op, base := "put", caps.Put
+		start := time.Now()
+		if pp, ok := drv.(drivers.PostPresigner); ok && prof.Post {
+			op, base = "post", caps.Post
+			cons.MaxSize = prof.MaxSize
+			tk.Flags |= ticket.Post
+			g, err = pp.PresignPost(ctx, key, cons)
+		} else {
+			g, err = drv.PresignPut(ctx, key, cons)
+		}
+		b.metrics.Presign(prof.Backend, op, time.Since(start))
+		if err != nil {
+			return storeError(prof.Backend, "presign "+op, err, errNotFound("bucket not found"))
+		}
+		tk.Expires = g.ExpiresAt
+		if tk.Expires.IsZero() {
+			tk.Expires = b.now().Add(prof.Expires)
+		}
+		resp.Upload = &g
+		resp.Enforced = enforced(g.Enforced, base, checksum != nil)
+	}
+	// Tickets carry whole seconds; rounding down never extends a grant.
+	tk.Expires = tk.Expires.Truncate(time.Second)
+	id, err := b.tickets.Sign(tk)
+	if err != nil {
+		return errInternal(err)
+	}
+	base := b.baseURL(c)
+	resp.ID = id
+	resp.ExpiresAt = tk.Expires.UTC()
+	resp.CompleteURL = base + "/v1/uploads/" + id + "/complete"
+	if resp.Multipart != nil {
+		resp.Multipart.PartsURL = base + "/v1/uploads/" + id + "/parts"
+	}
+	*granted = size
+	c.JSON(http.StatusCreated, &resp)
+	return nil
+}
+
+// enforced reports, per constraint, who guarantees it: the store's
+// signature where the grant says so, else the completion check (size, type
+// and a declared checksum), else nobody.
+func enforced(g, caps drivers.Enforced, checksum bool) drivers.Enforced {
+	if g == (drivers.Enforced{}) {
+		g = caps
+	}
+	pick := func(e drivers.Enforcement, checked bool) drivers.Enforcement {
+		switch {
+		case e == drivers.BySignature:
+			return e
+		case checked:
+			return drivers.AfterUpload
+		}
+		return drivers.NotEnforced
+	}
+	return drivers.Enforced{
+		Size:        pick(g.Size, true),
+		ContentType: pick(g.ContentType, true),
+		Checksum:    pick(g.Checksum, checksum),
+		NoOverwrite: pick(g.NoOverwrite, false),
+	}
+}
+
+// planParts picks a part size: the profile's, raised to the store's
+// minimum, and grown until the parts fit the store's maximum count.
+func planParts(size, want int64, caps drivers.Capabilities) (int64, int, error) {
+	ps := want
+	if ps < caps.MinPartSize {
+		ps = caps.MinPartSize
+	}
+	if ps <= 0 {
+		ps = policy.DefaultPartSize
+	}
+	maxParts := int64(caps.MaxParts)
+	if maxParts <= 0 {
+		maxParts = 10000
+	}
+	if (size+ps-1)/ps > maxParts {
+		ps = (size + maxParts - 1) / maxParts
+		const mib = 1 << 20
+		ps = (ps + mib - 1) / mib * mib
+	}
+	if caps.MaxPartSize > 0 && ps > caps.MaxPartSize {
+		return 0, 0, fmt.Errorf("size %d needs parts larger than the backend's %d-byte maximum", size, caps.MaxPartSize)
+	}
+	return ps, int((size + ps - 1) / ps), nil
+}
+
+// takeLimit charges one grant of n bytes to the caller.
+func (b *Broker) takeLimit(c *gin.Context, p auth.Principal, n int64) *apiError {
+	key := p.ID
+	if p.Anonymous {
+		key = "ip:" + c.ClientIP()
+	}
+	d, err := b.limiter.Take(c.Request.Context(), key, n)
+	if err != nil {
+		if strings.EqualFold(b.o.Config.RateLimit.OnStoreError, "allow") {
+			b.log.WarnContext(c, "rate limit store failed; allowing (rate_limit.on_store_error: allow)", "err", err, "request_id", c.GetString(ctxRequestID))
+			return nil
+		}
+		b.log.ErrorContext(c, "rate limit store failed; denying (rate_limit.on_store_error: deny)", "err", err, "request_id", c.GetString(ctxRequestID))
+		return &apiError{Status: http.StatusServiceUnavailable, Code: "backend_unavailable", Message: "the rate limiter is unavailable; try again later", cause: err}
+	}
+	if !d.Allowed {
+		b.metrics.RateLimited(d.Reason)
+		msg := "too many upload grants; slow down"
+		if d.Reason == "bytes" {
+			msg = "daily upload quota exhausted"
+		}
+		retry := d.RetryAfter
+		if retry <= 0 {
+			retry = time.Second
+		}
+		return &apiError{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: msg, RetryAfter: retry}
+	}
+	return nil
+}
