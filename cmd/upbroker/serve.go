@@ -83,6 +83,7 @@ func serve(ctx context.Context, stopSignals func(), path string, logger *slog.Lo
 		}
 		return err
 	}
+	logger.Debug("config loaded", "path", path, "addr", cfg.Server.Addr, "public_url", cfg.Server.PublicURL)
 	keys, err := ticketKeys(cfg, logger)
 	if err != nil {
 		return err

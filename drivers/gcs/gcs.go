@@ -12,8 +12,10 @@ package gcs
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -138,7 +140,8 @@ func Open(ctx context.Context, s drivers.Settings, env drivers.Env) (*Driver, er
 				"use a service-account key file, or set access_id instead to sign through the IAM Credentials API",
 				drivers.ErrConfig, credFile)
 		}
-		if _, err := parseRSAKey([]byte(sa.PrivateKey)); err != nil {
+		key, err := parseRSAKey([]byte(sa.PrivateKey))
+		if err != nil {
 			return nil, fmt.Errorf("%w: credentials_file: private_key: %w", drivers.ErrConfig, err)
 		}
 		if accessID != "" && accessID != sa.ClientEmail {
@@ -146,7 +149,7 @@ func Open(ctx context.Context, s drivers.Settings, env drivers.Env) (*Driver, er
 				drivers.ErrConfig, accessID)
 		}
 		opts.GoogleAccessID = sa.ClientEmail
-		opts.PrivateKey = []byte(sa.PrivateKey)
+		opts.SignBytes = keySigner(key)
 		if emu == nil {
 			clientOpts = append(clientOpts, option.WithAuthCredentialsJSON(option.ServiceAccount, raw))
 		}
@@ -169,7 +172,7 @@ func Open(ctx context.Context, s drivers.Settings, env drivers.Env) (*Driver, er
 			return nil, fmt.Errorf("gcs: emulator signing key: %w", err)
 		}
 		opts.GoogleAccessID = "upbroker-emulator@localhost"
-		opts.PrivateKey = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: mustPKCS8(key)})
+		opts.SignBytes = keySigner(key)
 		log.Warn("gcs: no credentials_file or access_id; signing with a throwaway key, which only an emulator accepts",
 			"backend", env.Backend, "endpoint", emu.Host)
 	default:
@@ -415,10 +418,11 @@ func parseRSAKey(p []byte) (*rsa.PrivateKey, error) {
 	return k, nil
 }
 
-func mustPKCS8(k *rsa.PrivateKey) []byte {
-	b, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		panic(err) // an RSA key always marshals
+// keySigner signs with a key parsed once at Open; handing the library the
+// PEM instead would parse it again for every URL.
+func keySigner(k *rsa.PrivateKey) func([]byte) ([]byte, error) {
+	return func(p []byte) ([]byte, error) {
+		sum := sha256.Sum256(p)
+		return rsa.SignPKCS1v15(nil, k, crypto.SHA256, sum[:])
 	}
-	return b
 }
