@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -30,6 +31,8 @@ type JWT struct {
 	parser        *jwt.Parser
 	keyfunc       func(r *http.Request) jwt.Keyfunc
 	profilesClaim string
+	jwks          *jwksCache // nil unless jwks_url
+	methods       []string
 }
 
 func newJWT(cfg config.JWT, logger *slog.Logger) (*JWT, error) {
@@ -82,6 +85,7 @@ func newJWT(cfg config.JWT, logger *slog.Logger) (*JWT, error) {
 		c := newJWKSCache(cfg.JWKSURL, cfg.JWKSRefresh, cfg.JWKSTimeout, logger)
 		methods = []string{"RS256", "ES256"}
 		j.keyfunc = c.keyfunc
+		j.jwks = c
 	}
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(methods),
@@ -95,6 +99,7 @@ func newJWT(cfg config.JWT, logger *slog.Logger) (*JWT, error) {
 		opts = append(opts, jwt.WithAudience(cfg.Audience))
 	}
 	j.parser = jwt.NewParser(opts...)
+	j.methods = methods
 	return j, nil
 }
 
@@ -109,6 +114,9 @@ func (j *JWT) Authenticate(r *http.Request) (Principal, error) {
 	}
 	claims := jwt.MapClaims{}
 	if _, err := j.parser.ParseWithClaims(raw, claims, j.keyfunc(r)); err != nil {
+		if j.algRefused(raw) {
+			return Principal{}, fmt.Errorf("%w: token algorithm not accepted", ErrUnauthorized)
+		}
 		return Principal{}, jwtError(err)
 	}
 	sub, err := claims.GetSubject()
@@ -147,6 +155,22 @@ func profilesFromClaim(v any) ([]string, error) {
 	return out, nil
 }
 
+// algRefused tells whether a token that failed to parse names an
+// algorithm other than the pinned ones, for a clearer message.
+func (j *JWT) algRefused(raw string) bool {
+	tok, _, err := jwt.NewParser().ParseUnverified(raw, jwt.MapClaims{})
+	if err != nil {
+		return false
+	}
+	alg, _ := tok.Header["alg"].(string)
+	for _, m := range j.methods {
+		if alg == m {
+			return false
+		}
+	}
+	return true
+}
+
 // jwtError turns a parse failure into a fixed, client-safe message: the
 // library's text may quote header values chosen by the caller.
 func jwtError(err error) error {
@@ -163,12 +187,19 @@ func jwtError(err error) error {
 		msg = "token expired"
 	case errors.Is(err, jwt.ErrTokenNotValidYet):
 		msg = "token not valid yet"
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		msg = "token lacks a required claim (exp)"
 	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
 		msg = "wrong token issuer"
 	case errors.Is(err, jwt.ErrTokenInvalidAudience):
 		msg = "wrong token audience"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		// The library names the claim in fixed text ("aud claim is
+		// required"); no caller data is in it.
+		msg = "token lacks a required claim (exp, and iss or aud when configured)"
+		for _, c := range []string{"exp", "iss", "aud"} {
+			if strings.Contains(err.Error(), c+" claim is required") {
+				msg = "token lacks the required " + c + " claim"
+			}
+		}
 	case errors.Is(err, jwt.ErrTokenUnverifiable):
 		msg = "token cannot be verified (unknown key or algorithm)"
 	}

@@ -76,7 +76,7 @@ func (b *Broker) accessLog(c *gin.Context) {
 	status := c.Writer.Status()
 	attrs := []any{
 		"request_id", c.GetString(ctxRequestID), "method", c.Request.Method, "route", route,
-		"status", status, "latency_ms", float64(time.Since(start).Microseconds())/1000, "principal", principal,
+		"status", status, "latency_ms", float64(time.Since(start).Microseconds()) / 1000, "principal", principal,
 	}
 	if len(c.Errors) > 0 {
 		attrs = append(attrs, "err", c.Errors.Last().Err.Error())

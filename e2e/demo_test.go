@@ -78,6 +78,13 @@ profiles:
     expires: 5m
     multipart_threshold: 8MiB
     part_size: 5MiB
+  forms:
+    backend: minio
+    content_types: [image/png, image/jpeg]
+    max_size: 10MiB
+    key: "forms/{principal}/{uuid}{ext}"
+    expires: 5m
+    method: post
   uppy:
     backend: minio
     content_types: [image/png]
@@ -99,12 +106,17 @@ type store struct {
 	yaml    string
 	minio   bool
 	backend string
+	// images is the profile for PNGs, and method how its grants upload.
+	images, method string
 }
 
 var stores = []store{
-	{name: "file", yaml: fileYAML, backend: "local"},
-	{name: "minio", yaml: minioYAML, minio: true, backend: "minio"},
+	{name: "file", yaml: fileYAML, backend: "local", images: "images", method: "PUT"},
+	{name: "minio", yaml: minioYAML, minio: true, backend: "minio", images: "images", method: "PUT"},
 }
+
+// postForm is MinIO with a profile whose grants are POST forms.
+var postForm = store{name: "minio-post", yaml: minioYAML, minio: true, backend: "minio", images: "forms", method: "POST"}
 
 // makePNG draws a real image, so that the preview has a size to check.
 func makePNG(t *testing.T, w, h int, seed uint8) []byte {
@@ -178,10 +190,10 @@ func (s *stack) waitSettled(t *testing.T, i int) item {
 }
 
 func TestDemoUploadsPNGs(t *testing.T) {
-	for _, st := range stores {
+	for _, st := range append(stores, postForm) {
 		t.Run(st.name, func(t *testing.T) {
 			s := newStack(t, st.yaml, stackOptions{minio: st.minio})
-			s.openDemo(t, "images")
+			s.openDemo(t, st.images)
 			files := [][]byte{makePNG(t, 64, 48, 1), makePNG(t, 32, 20, 2)}
 			widths := []int{64, 32}
 			s.pick(t, writeFile(t, "cat.png", files[0]), writeFile(t, "dog.png", files[1]))
@@ -200,7 +212,7 @@ func TestDemoUploadsPNGs(t *testing.T) {
 				if info.ContentType != "image/png" {
 					t.Errorf("upload %d: content type %q", i, info.ContentType)
 				}
-				if !strings.HasPrefix(it.Key, "images/") {
+				if !strings.HasPrefix(it.Key, st.images+"/") {
 					t.Errorf("upload %d: key %q not made from the profile's template", i, it.Key)
 				}
 				s.waitFor(t, "the preview", fmt.Sprintf(
@@ -208,6 +220,9 @@ func TestDemoUploadsPNGs(t *testing.T) {
 				if w := s.item(t, i).Preview; w != widths[i] {
 					t.Errorf("upload %d: preview is %d px wide, want %d", i, w, widths[i])
 				}
+			}
+			if m := s.Gate.Methods(); m[st.method] != len(files) || len(m) != 1 {
+				t.Errorf("uploads sent to the store by method: %v, want %d %s", m, len(files), st.method)
 			}
 		})
 	}

@@ -7,9 +7,11 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -187,7 +189,18 @@ func testPages(t *testing.T, api http.Handler) http.Handler {
 		mux.Handle("/test/"+v+"/", http.StripPrefix("/test/"+v+"/", http.FileServer(http.Dir(dist))))
 	}
 	mux.Handle("/", api)
+	// The requests the page made, shown when a test fails: the first
+	// thing to read when a client and the broker disagree.
+	requests := &lockedBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("--- requests to the broker ---\n%s", requests.String())
+		}
+	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/test/") {
+			fmt.Fprintf(requests, "%s %s (Content-Type: %q)\n", r.Method, r.URL.RequestURI(), r.Header.Get("Content-Type"))
+		}
 		// Browsers load modules only with a JavaScript type.
 		if strings.HasSuffix(r.URL.Path, ".mjs") || strings.HasSuffix(r.URL.Path, ".js") && strings.HasPrefix(r.URL.Path, "/test/") {
 			w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
@@ -306,6 +319,7 @@ type gate struct {
 	fail     func(*http.Request) bool
 	failed   map[string]int
 	attempts map[string]int
+	methods  map[string]int
 
 	held    chan string   // a request is being held (its path and query)
 	dropped chan string   // a held request was abandoned by the browser
@@ -316,7 +330,7 @@ type gate struct {
 
 func newGate(next http.Handler) *gate {
 	return &gate{
-		next: next, failed: map[string]int{}, attempts: map[string]int{},
+		next: next, failed: map[string]int{}, attempts: map[string]int{}, methods: map[string]int{},
 		held: make(chan string, 64), dropped: make(chan string, 64), passed: make(chan string, 64),
 		release: make(chan struct{}),
 	}
@@ -347,6 +361,13 @@ func (g *gate) Attempts(id string) int {
 	return g.attempts[id]
 }
 
+// Methods counts the upload requests by method.
+func (g *gate) Methods() map[string]int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return maps.Clone(g.methods)
+}
+
 func requestID(r *http.Request) string { return r.URL.Path + "?" + r.URL.RawQuery }
 
 func isUpload(r *http.Request) bool { return r.Method == http.MethodPut || r.Method == http.MethodPost }
@@ -357,6 +378,7 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hold := isUpload(r) && g.hold != nil && g.hold(r)
 	fail := false
 	if isUpload(r) {
+		g.methods[r.Method]++
 		g.attempts[id]++
 		if g.fail != nil && g.fail(r) && g.failed[id] == 0 {
 			g.failed[id]++

@@ -9,6 +9,7 @@ import (
 	"image/color"
 	"image/png"
 	"io"
+	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -81,6 +82,7 @@ type stack struct {
 
 type stackOpts struct {
 	limiter ratelimit.Limiter
+	auth    auth.Authenticator // default: testAuth
 }
 
 func newStack(t *testing.T, backend, driver string, set drivers.Settings, prof config.Profile, o stackOpts) *stack {
@@ -107,10 +109,14 @@ func newStack(t *testing.T, backend, driver string, set drivers.Settings, prof c
 	} else {
 		blob = http.NotFoundHandler()
 	}
+	a := o.auth
+	if a == nil {
+		a = testAuth(t)
+	}
 	h, err := New(Options{
 		Config:      config.Companion{Enabled: true, Path: "/s3", Profile: profileName},
 		ProfileName: profileName, Profile: prof, Backend: backend, Driver: d, Bucket: set["bucket"],
-		Auth: testAuth(t), Limiter: o.limiter,
+		Auth: a, Limiter: o.limiter, Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatalf("companion.New: %v", err)

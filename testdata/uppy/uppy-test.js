@@ -1,7 +1,7 @@
 // Test page for upbroker's Uppy Companion endpoints. It loads Uppy's
 // prebuilt bundle (the package `uppy`, which carries @uppy/core and
 // @uppy/aws-s3) and exposes window.uppyUpload(multipart), which uploads the
-// files picked in #files and resolves with a summary the Go test checks.
+// files picked in #file-input and resolves with a summary the Go test checks.
 const major = new URLSearchParams(location.search).get('v') || '6';
 const { Uppy, AwsS3 } = await import(`/test/uppy${major}/uppy.min.mjs`);
 document.getElementById('version').textContent = `${major}.x (${Uppy.VERSION}), aws-s3 ${AwsS3.VERSION}`;
@@ -25,7 +25,7 @@ window.uppyUpload = async (multipart) => {
     log(`error ${file && file.name}: ${err && err.message}`);
   });
   uppy.on('upload-success', (file, res) => log(`done ${file.name}: ${JSON.stringify(res && res.body)}`));
-  for (const f of document.getElementById('files').files) {
+  for (const f of document.getElementById('file-input').files) {
     uppy.addFile({ name: f.name, type: f.type, data: f, source: 'test' });
   }
   const result = await uppy.upload();
