@@ -183,6 +183,10 @@ func (b *Broker) routes() (http.Handler, error) {
 		}
 	}
 
+	if err := b.mountCompanion(r); err != nil {
+		return nil, err
+	}
+
 	capped := r.Group("/", bodyCap)
 	capped.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	capped.GET("/readyz", b.readyz)

@@ -1,0 +1,52 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/upbroker/upbroker/compat/companion"
+)
+
+type clientIPKey struct{}
+
+// mountCompanion serves Uppy Companion's S3 signing routes under
+// compat.companion.path, when enabled. They sit behind the same request
+// id, access log and CORS middleware as the v1 API, and the same body cap.
+func (b *Broker) mountCompanion(r *gin.Engine) error {
+	cc := b.o.Config.Compat.Companion
+	if !cc.Enabled {
+		return nil
+	}
+	p, ok := b.o.Config.Profiles[cc.Profile]
+	if !ok {
+		return fmt.Errorf("compat.companion.profile: no profile named %q", cc.Profile)
+	}
+	settings := b.o.Config.Backends[p.Backend].Settings
+	bucket := settings["bucket"]
+	if bucket == "" {
+		bucket = settings["container"]
+	}
+	h, err := companion.New(companion.Options{
+		Config: cc, ProfileName: cc.Profile, Profile: p,
+		Backend: p.Backend, Driver: b.backends[p.Backend], Bucket: bucket,
+		Auth: b.auth, Limiter: b.limiter, OnStoreError: b.o.Config.RateLimit.OnStoreError,
+		// gin knows which proxies to believe; hand its answer through.
+		ClientIP: func(r *http.Request) string {
+			ip, _ := r.Context().Value(clientIPKey{}).(string)
+			return ip
+		},
+		Logger: b.log.With("component", "companion"), Now: b.now,
+	})
+	if err != nil {
+		return fmt.Errorf("compat.companion: %w", err)
+	}
+	h = http.StripPrefix(cc.Path, h)
+	r.Any(cc.Path+"/*path", bodyCap, func(c *gin.Context) {
+		ctx := context.WithValue(c.Request.Context(), clientIPKey{}, c.ClientIP())
+		h.ServeHTTP(c.Writer, c.Request.WithContext(ctx))
+	})
+	return nil
+}
