@@ -161,6 +161,9 @@ func TestReleaseScript(t *testing.T) {
 		t.Errorf("SHA256SUMS lacks %s:\n%s", name, sums)
 	}
 	bin := extract(t, filepath.Join(out, name+".tar.gz"), name+"/upbroker", out)
+	if err := staticELF(bin); err != nil && runtime.GOOS == "linux" {
+		t.Error(err)
+	}
 	run := exec.Command(bin, "version")
 	asNonRoot(run)
 	got, err := run.Output()
