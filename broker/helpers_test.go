@@ -24,6 +24,7 @@ import (
 	"github.com/upbroker/upbroker/drivers"
 	"github.com/upbroker/upbroker/drivers/file"
 	"github.com/upbroker/upbroker/events"
+	"github.com/upbroker/upbroker/internal/apitest"
 	"github.com/upbroker/upbroker/ratelimit"
 )
 
@@ -121,7 +122,9 @@ func newHarness(t testing.TB, edit ...func(*broker.Options)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hh := h.b.Handler()
+	// Every exchange of every broker test is checked against the OpenAPI
+	// document, so the document cannot drift from the code.
+	hh := apitest.Wrap(t, h.b.Handler())
 	handler.Store(&hh)
 	return h
 }
