@@ -17,6 +17,7 @@ import (
 	"github.com/upbroker/upbroker/broker/policy"
 	"github.com/upbroker/upbroker/broker/ticket"
 	"github.com/upbroker/upbroker/drivers"
+	"github.com/upbroker/upbroker/ratelimit"
 )
 
 // Reserved metadata that every upload carries: who uploaded it under which
@@ -328,6 +329,11 @@ func (b *Broker) takeLimit(c *gin.Context, p auth.Principal, n int64) *apiError 
 		}
 		b.log.ErrorContext(c, "rate limit store failed; denying (rate_limit.on_store_error: deny)", "err", err, "request_id", c.GetString(ctxRequestID))
 		return &apiError{Status: http.StatusServiceUnavailable, Code: "backend_unavailable", Message: "the rate limiter is unavailable; try again later", cause: err}
+	}
+	if !d.Allowed && d.Reason == ratelimit.ReasonUnavailable {
+		// The limiter already applied on_store_error deny and logged it:
+		// the store failed, not the caller, so this is no 429.
+		return &apiError{Status: http.StatusServiceUnavailable, Code: "backend_unavailable", Message: "the rate limiter is unavailable; try again later"}
 	}
 	if !d.Allowed {
 		b.metrics.RateLimited(d.Reason)

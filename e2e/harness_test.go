@@ -32,6 +32,7 @@ import (
 	"github.com/upbroker/upbroker/config"
 	"github.com/upbroker/upbroker/drivers"
 	_ "github.com/upbroker/upbroker/drivers/all"
+	"github.com/upbroker/upbroker/internal/apitest"
 	"github.com/upbroker/upbroker/internal/testenv"
 )
 
@@ -157,16 +158,20 @@ func newStack(t *testing.T, yamlTmpl string, o stackOptions) *stack {
 	}
 	t.Cleanup(func() { _ = b.Close() })
 
-	var api http.Handler = b.Handler()
+	// Everything the broker answers, the browser's traffic included, is
+	// checked against the OpenAPI document. The gate stays outside the
+	// check: its made-up store failures are not the broker's answers.
+	checked := apitest.Wrap(t, b.Handler())
+	api := checked
 	if !o.minio {
 		// The file driver's upload URLs point at the broker itself.
-		s.Gate = newGate(api)
+		s.Gate = newGate(checked)
 		api = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if strings.HasPrefix(r.URL.Path, "/v1/blob/") {
 				s.Gate.ServeHTTP(w, r)
 				return
 			}
-			b.Handler().ServeHTTP(w, r)
+			checked.ServeHTTP(w, r)
 		})
 	}
 	srv.Config.Handler = testPages(t, api)

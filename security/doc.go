@@ -8,10 +8,14 @@
 //     built as `upbroker serve` builds it, once over the file driver and
 //     once over a real MinIO. Every row checks the status and the error
 //     code; afterwards the store holds only what the legitimate rows made,
-//     and no request was answered with a 5xx.
+//     no request was answered with a 5xx, and no key, token or ticket
+//     reached the logs.
 //   - secure_test.go runs the real binary with testdata/secure.yaml: no
 //     credential is 401, a valid key is 201, and the 61st grant in a
 //     minute is 429 with Retry-After.
+//   - proxy_test.go shows that an anonymous caller cannot escape its
+//     per-IP limit with X-Forwarded-For or X-Real-IP: no proxy is
+//     trusted unless server.trusted_proxies says so.
 //   - redis_test.go runs two broker instances against one real Redis:
 //     2×N parallel grants against a limit of N give exactly N, and a Redis
 //     outage follows rate_limit.on_store_error.

@@ -23,6 +23,7 @@ import (
 	"github.com/upbroker/upbroker/config"
 	"github.com/upbroker/upbroker/drivers"
 	_ "github.com/upbroker/upbroker/drivers/all"
+	"github.com/upbroker/upbroker/internal/apitest"
 	"github.com/upbroker/upbroker/internal/testenv"
 	"github.com/upbroker/upbroker/ratelimit"
 )
@@ -95,7 +96,7 @@ func newStack(t *testing.T, backend, driver string, set drivers.Settings, prof c
 	mux.Handle("/v1/blob/"+backend+"/", http.StripPrefix("/v1/blob/"+backend, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		blob.ServeHTTP(w, r)
 	})))
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(apitest.Wrap(t, mux))
 	t.Cleanup(srv.Close)
 	d, err := drivers.Open(context.Background(), driver, set, drivers.Env{
 		Backend: backend, BaseURL: srv.URL, SigningKey: bytes.Repeat([]byte("s"), 32),

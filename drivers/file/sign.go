@@ -7,10 +7,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"gocloud.dev/blob/driver"
@@ -71,6 +73,11 @@ type signer struct {
 	fb     *fileblob.URLSignerHMAC
 	ext    []byte // key of the second HMAC, derived so the two never share a key
 	prefix string // base URL of the blob route, without trailing slash
+
+	// fbMAC and extMAC pool HMAC states keyed with fileblob's key and ext:
+	// setting one up costs more than the hashing a grant needs.
+	fbMAC, extMAC hmacPool
+	bufs          sync.Pool // of *[]byte, scratch for messages and URLs
 }
 
 func newSigner(baseURL string, key []byte) (*signer, error) {
@@ -78,57 +85,228 @@ func newSigner(baseURL string, key []byte) (*signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("base URL: %w", err)
 	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		// The key is appended to the base URL as a path; a query would
+		// swallow it.
+		return nil, fmt.Errorf("base URL %q must not have a query or fragment", baseURL)
+	}
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte("upbroker/drivers/file ub-sig v1"))
-	return &signer{
+	s := &signer{
 		fb:     fileblob.NewURLSignerHMAC(u, key),
 		ext:    m.Sum(nil),
 		prefix: strings.TrimSuffix(baseURL, "/"),
-	}, nil
+	}
+	s.fbMAC.init(append([]byte(nil), key...))
+	s.extMAC.init(s.ext)
+	s.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
+	return s, nil
 }
 
-// sign returns the signed parameters for t and the real expiry.
-func (s *signer) sign(ctx context.Context, t ticket, ttl time.Duration) (url.Values, time.Time, error) {
-	u, err := s.fb.URLFromKey(ctx, t.Key, &driver.SignedURLOptions{Expiry: ttl, Method: t.Method, ContentType: t.ContentType})
-	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("sign url: %w", err)
+// sign returns the signed parameters for t and the real expiry. The POST
+// form and tests use it; grants of a URL use signURL, which makes the same
+// parameters without building a url.Values.
+func (s *signer) sign(_ context.Context, t ticket, ttl time.Duration) (url.Values, time.Time, error) {
+	var names [maxMeta]string
+	q := s.query(t, ttl, names[:0])
+	buf := s.getBuf()
+	defer s.putBuf(buf)
+	v := make(url.Values, 12)
+	set := func(k string, x []byte) { v[k] = []string{string(x)} }
+	*buf = q.encode((*buf)[:0], stageURL)
+	// Read back what encode wrote, so the form and the URL can never
+	// disagree on a parameter.
+	for _, kv := range strings.Split(string(*buf), "&") {
+		k, x, _ := strings.Cut(kv, "=")
+		k, err1 := url.QueryUnescape(k)
+		x, err2 := url.QueryUnescape(x)
+		if err1 != nil || err2 != nil {
+			return nil, time.Time{}, fmt.Errorf("sign url: %q does not decode", kv)
+		}
+		set(k, []byte(x))
 	}
-	q := u.Query()
-	exp, err := strconv.ParseInt(q.Get(pExpiry), 10, 64)
-	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("sign url: expiry: %w", err)
-	}
-	if t.Size >= 0 {
-		q.Set(pSize, strconv.FormatInt(t.Size, 10))
-	}
-	if t.Max >= 0 {
-		q.Set(pMax, strconv.FormatInt(t.Max, 10))
-	}
-	if t.SHA256 != "" {
-		q.Set(pSHA256, t.SHA256)
-	}
-	if t.NoClobber {
-		q.Set(pNoClobber, "1")
-	}
-	if t.Filename != "" {
-		q.Set(pFilename, t.Filename)
-	}
+	return v, time.Unix(q.expiry, 0), nil
+}
+
+// signURL is the hot path of a PUT or GET grant: the URL that sign and url
+// would make, with one allocation for the result.
+func (s *signer) signURL(t ticket, ttl time.Duration) (string, time.Time) {
+	var names [maxMeta]string
+	q := s.query(t, ttl, names[:0])
+	buf := s.getBuf()
+	b := append((*buf)[:0], s.prefix...)
+	b = append(b, '/')
+	b = append(b, t.Key...) // checkKey allows only bytes that need no escaping in a path
+	b = append(b, '?')
+	b = q.encode(b, stageURL)
+	u := string(b)
+	*buf = b
+	s.putBuf(buf)
+	return u, time.Unix(q.expiry, 0)
+}
+
+// maxMeta bounds the metadata names kept on the stack; more spill to the
+// heap and still work.
+const maxMeta = 24
+
+// query computes both signatures of t. names is scratch for the sorted
+// metadata names.
+func (s *signer) query(t ticket, ttl time.Duration, names []string) *signedQuery {
+	q := &signedQuery{t: &t, expiry: time.Now().Add(ttl).Unix()}
 	if len(t.Meta) > 0 {
-		names := make([]string, 0, len(t.Meta))
 		for k := range t.Meta {
 			names = append(names, k)
 		}
 		slices.Sort(names)
-		q.Set(pMeta, strings.Join(names, ","))
+		q.names = names
 	}
-	q.Set(pSig, s.mac(q, t.Meta))
-	return q, time.Unix(exp, 0), nil
+	buf := s.getBuf()
+	defer s.putBuf(buf)
+	// fileblob's own signature, computed as URLSignerHMAC.getMAC does:
+	// HMAC-SHA256 over url.Values{obj, expiry, method, contentType}.Encode(),
+	// base64url without padding. Computing it here spares the url.Values
+	// it builds, encodes, parses and encodes again; fileblob's KeyFromURL
+	// still checks it on every request (verify), and a test compares it
+	// with URLFromKey's.
+	*buf = q.encode((*buf)[:0], stageFileblob)
+	*buf = s.fbMAC.sum(*buf, len(*buf))
+	base64.RawURLEncoding.Encode(q.sig[:], (*buf)[len(*buf)-sha256.Size:])
+	*buf = q.encode((*buf)[:0], stageExt)
+	*buf = s.extMAC.sum(*buf, len(*buf))
+	base64.RawURLEncoding.Encode(q.ubsig[:], (*buf)[len(*buf)-sha256.Size:])
+	return q
 }
+
+func (s *signer) getBuf() *[]byte  { return s.bufs.Get().(*[]byte) }
+func (s *signer) putBuf(b *[]byte) { s.bufs.Put(b) }
 
 // url is the address a signed request goes to. The key in the path is what
 // the broker routes on; the signed "obj" parameter must match it.
 func (s *signer) url(key string, q url.Values) string {
 	return s.prefix + "/" + key + "?" + q.Encode()
+}
+
+// hmacPool hands out HMAC-SHA256 states for one key.
+type hmacPool struct{ p sync.Pool }
+
+func (h *hmacPool) init(key []byte) {
+	h.p.New = func() any { return hmac.New(sha256.New, key) }
+}
+
+// sum appends the MAC of b[:n] to b.
+func (h *hmacPool) sum(b []byte, n int) []byte {
+	m := h.p.Get().(hash.Hash)
+	m.Reset()
+	m.Write(b[:n])
+	b = m.Sum(b)
+	h.p.Put(m)
+	return b
+}
+
+// Stages of signedQuery.encode: the parameters of fileblob's MAC, those of
+// ub-sig (with the metadata values), and those of the URL.
+const (
+	stageFileblob = iota
+	stageExt
+	stageURL
+)
+
+// signedQuery is one grant's parameters.
+type signedQuery struct {
+	t      *ticket
+	expiry int64
+	names  []string // metadata names, sorted
+	sig    [43]byte // fileblob's MAC, base64url
+	ubsig  [43]byte // ub-sig, base64url
+}
+
+// encode appends the parameters of a stage exactly as url.Values.Encode
+// would: sorted by name, names and values query-escaped, joined by "&".
+// The names below are listed in that order. Byte-for-byte equality
+// matters: the MACs are computed over this text, and verify recomputes
+// them with url.Values.
+func (q *signedQuery) encode(b []byte, stage int) []byte {
+	t := q.t
+	n := len(b)
+	param := func(name string) {
+		if len(b) > n {
+			b = append(b, '&')
+		}
+		b = appendQueryEscape(b, name)
+		b = append(b, '=')
+	}
+	if t.ContentType != "" {
+		param(pType)
+		b = appendQueryEscape(b, t.ContentType)
+	}
+	param(pExpiry)
+	b = strconv.AppendInt(b, q.expiry, 10)
+	if stage == stageExt {
+		for _, k := range q.names {
+			param("meta:" + k) // the compiler keeps this concatenation off the heap
+			b = appendQueryEscape(b, t.Meta[k])
+		}
+	}
+	param(pMethod)
+	b = appendQueryEscape(b, t.Method)
+	param(pObj)
+	b = appendQueryEscape(b, t.Key)
+	if stage == stageFileblob {
+		return b
+	}
+	param(pSignature)
+	b = append(b, q.sig[:]...)
+	if t.Filename != "" {
+		param(pFilename)
+		b = appendQueryEscape(b, t.Filename)
+	}
+	if t.Max >= 0 {
+		param(pMax)
+		b = strconv.AppendInt(b, t.Max, 10)
+	}
+	if len(q.names) > 0 {
+		param(pMeta)
+		for i, k := range q.names {
+			if i > 0 {
+				b = append(b, "%2C"...) // ","
+			}
+			b = appendQueryEscape(b, k)
+		}
+	}
+	if t.NoClobber {
+		param(pNoClobber)
+		b = append(b, '1')
+	}
+	if t.SHA256 != "" {
+		param(pSHA256)
+		b = appendQueryEscape(b, t.SHA256)
+	}
+	if stage == stageURL {
+		param(pSig)
+		b = append(b, q.ubsig[:]...)
+	}
+	if t.Size >= 0 {
+		param(pSize)
+		b = strconv.AppendInt(b, t.Size, 10)
+	}
+	return b
+}
+
+// appendQueryEscape appends url.QueryEscape(s) without allocating.
+func appendQueryEscape(b []byte, s string) []byte {
+	const hex = "0123456789ABCDEF"
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.', c == '~':
+			b = append(b, c)
+		case c == ' ':
+			b = append(b, '+')
+		default:
+			b = append(b, '%', hex[c>>4], hex[c&15])
+		}
+	}
+	return b
 }
 
 // signedParams are the parameters covered by ub-sig, in a fixed set so that

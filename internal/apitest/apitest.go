@@ -12,7 +12,9 @@
 //     matches; a 2xx means the server accepts what the document forbids.
 //     Tests may therefore send bad input on purpose.
 //   - A request to an undocumented path or method must get 404 or 405
-//     with the API's error body.
+//     with the API's error body, or, under a first path segment whose
+//     documented routes all answer 404 in another shape (the Companion
+//     routes under /s3), with that shape.
 //   - CORS preflights (OPTIONS with Access-Control-Request-Method) are
 //     not described by the document and pass unchecked.
 //
@@ -57,6 +59,11 @@ type Validator struct {
 	router routers.Router
 	rest   []restPath
 	errSch *openapi3.Schema
+	// prefixErr is the error schema of a first path segment whose
+	// documented operations all answer 404 with a schema other than
+	// Error (the Companion routes under /s3 answer in Companion's shape,
+	// unknown routes and methods there included).
+	prefixErr map[string]*openapi3.Schema
 }
 
 // restPath is a path template whose last parameter takes the rest of the
@@ -100,6 +107,7 @@ func New(spec []byte) (*Validator, error) {
 	} else {
 		return nil, errors.New("openapi document has no components.schemas.Error")
 	}
+	v.prefixErr = prefixErrorSchemas(doc, v.errSch)
 	for path, item := range doc.Paths.Map() {
 		segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
 		last := segs[len(segs)-1]
@@ -112,6 +120,40 @@ func New(spec []byte) (*Validator, error) {
 		}
 	}
 	return v, nil
+}
+
+// prefixErrorSchemas finds the first path segments whose operations
+// agree on a 404 schema of their own.
+func prefixErrorSchemas(doc *openapi3.T, def *openapi3.Schema) map[string]*openapi3.Schema {
+	found := map[string]*openapi3.Schema{}
+	mixed := map[string]bool{}
+	for path, item := range doc.Paths.Map() {
+		seg := firstSegment(path)
+		for _, op := range item.Operations() {
+			var sch *openapi3.Schema
+			if r := op.Responses.Status(http.StatusNotFound); r != nil && r.Value != nil {
+				if mt := r.Value.Content.Get("application/json"); mt != nil && mt.Schema != nil {
+					sch = mt.Schema.Value
+				}
+			}
+			if prev, ok := found[seg]; ok && prev != sch {
+				mixed[seg] = true
+			}
+			found[seg] = sch
+		}
+	}
+	out := map[string]*openapi3.Schema{}
+	for seg, sch := range found {
+		if !mixed[seg] && sch != nil && sch != def && seg != "" {
+			out[seg] = sch
+		}
+	}
+	return out
+}
+
+func firstSegment(path string) string {
+	seg, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	return seg
 }
 
 func isRest(item *openapi3.PathItem, name string) bool {
@@ -354,7 +396,7 @@ func (v *Validator) check(ex *exchange, status int, header http.Header, body []b
 		if status != want {
 			return []string{fmt.Sprintf("%s: the document has no such operation (%v), so the answer must be %d with an error body", where, ex.routeErr, want)}
 		}
-		return v.checkErrorBody(where, ex.method, header, body)
+		return v.checkErrorBody(where, ex.method, ex.path, header, body)
 	}
 	var problems []string
 	if ex.reqErr != nil && status < 400 {
@@ -395,7 +437,7 @@ func (v *Validator) check(ex *exchange, status int, header http.Header, body []b
 	return problems
 }
 
-func (v *Validator) checkErrorBody(where, method string, header http.Header, body []byte) []string {
+func (v *Validator) checkErrorBody(where, method, path string, header http.Header, body []byte) []string {
 	if method == http.MethodHead {
 		return nil
 	}
@@ -406,8 +448,12 @@ func (v *Validator) checkErrorBody(where, method string, header http.Header, bod
 	if err := json.Unmarshal(body, &val); err != nil {
 		return []string{fmt.Sprintf("%s: error body is not JSON: %v (body: %s)", where, err, excerpt(body))}
 	}
-	if err := v.errSch.VisitJSON(val, openapi3.SetSchemaErrorMessageCustomizer(shortSchemaError)); err != nil {
-		return []string{fmt.Sprintf("%s: error body does not match the Error schema: %v (body: %s)", where, err, excerpt(body))}
+	sch, name := v.errSch, "Error"
+	if s, ok := v.prefixErr[firstSegment(path)]; ok {
+		sch, name = s, "/"+firstSegment(path)+" error"
+	}
+	if err := sch.VisitJSON(val, openapi3.SetSchemaErrorMessageCustomizer(shortSchemaError)); err != nil {
+		return []string{fmt.Sprintf("%s: error body does not match the %s schema: %v (body: %s)", where, name, err, excerpt(body))}
 	}
 	return nil
 }
