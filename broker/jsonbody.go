@@ -1,12 +1,16 @@
 package broker
 
 import (
+	"bytes"
 	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	json "github.com/go-json-experiment/json"
@@ -16,19 +20,124 @@ import (
 // maxJSONDepth bounds nesting: no request of the API needs more than 3.
 const maxJSONDepth = 8
 
+// jsonContentType is what gin's c.JSON sends.
+const jsonContentType = "application/json; charset=utf-8"
+
+// jsonBufs holds scratch buffers for hand-written responses.
+var jsonBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// appendJSONString appends s quoted as encoding/json does by default:
+// <, > and & escaped for HTML, invalid UTF-8 replaced with U+FFFD, and
+// U+2028 and U+2029 escaped.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if jsonSafe[c] {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// jsonSafe are the ASCII bytes encoding/json copies as they are (its
+// htmlSafeSet).
+var jsonSafe = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
+// appendJSONMap appends a string map with its keys sorted, as
+// encoding/json does; nil is null.
+func appendJSONMap(b []byte, m map[string]string) []byte {
+	if m == nil {
+		return append(b, "null"...)
+	}
+	var stack [32]string
+	keys := stack[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = appendJSONString(b, m[k])
+	}
+	return append(b, '}')
+}
+
+// appendJSONTime appends t as time.Time's MarshalJSON does (RFC 3339 with
+// nanoseconds as needed).
+func appendJSONTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
+}
+
 // readJSON reads a capped body and decodes it strictly into v: one JSON
 // object, no duplicate names at any depth, no unknown fields, nesting of
 // at most 8, nothing after the value. emptyOK lets an empty body mean {}.
 func readJSON(c *gin.Context, v any, emptyOK bool) *apiError {
-	body, err := io.ReadAll(c.Request.Body)
-	if err != nil {
+	// The body is read into a pooled buffer: the decoder copies every
+	// string it keeps, so nothing refers to the buffer afterwards.
+	buf := bodyBufs.Get().(*bytes.Buffer)
+	defer bodyBufs.Put(buf)
+	buf.Reset()
+	if _, err := buf.ReadFrom(c.Request.Body); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return errTooLarge("", "request body exceeds 64 KiB")
 		}
 		return badRequest("", "could not read the request body")
 	}
-	if len(strings.TrimSpace(string(body))) == 0 {
+	body := buf.Bytes()
+	if len(bytes.TrimSpace(body)) == 0 {
 		if emptyOK {
 			return nil
 		}
@@ -36,10 +145,23 @@ func readJSON(c *gin.Context, v any, emptyOK bool) *apiError {
 	}
 	// A browser form can post text/plain without a CORS preflight; insisting
 	// on JSON keeps cookie-authenticated callers safe from cross-site posts.
-	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+	if !isJSONType(c.GetHeader("Content-Type")) {
 		return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_type", Message: "the request body must be sent as Content-Type: application/json"}
 	}
 	return decodeJSON(body, v)
+}
+
+var bodyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// isJSONType tells whether a Content-Type header names JSON (application/json
+// or any +json type, with any parameters).
+func isJSONType(h string) bool {
+	// What nearly every client sends; ParseMediaType would build a map.
+	if h == "application/json" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(h)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
 }
 
 func decodeJSON(body []byte, v any) *apiError {

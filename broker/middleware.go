@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -15,23 +16,42 @@ import (
 // Keys of values the middleware leaves in the gin context.
 const (
 	ctxRequestID = "upbroker.request_id"
-	ctxPrincipal = "upbroker.principal"
+	ctxState     = "upbroker.request"
 )
+
+// requestState is what the middleware keeps about one request, in one
+// allocation: boxing each value into the gin context costs one apiece.
+type requestState struct {
+	idHeader     [1]string // the X-Request-ID response header's value slice
+	principal    auth.Principal
+	hasPrincipal bool
+}
+
+func stateOf(c *gin.Context) *requestState {
+	v, _ := c.Get(ctxState)
+	st, _ := v.(*requestState)
+	return st
+}
 
 // PrincipalFrom is the seam where authentication hands over to handlers:
 // the caller that the auth middleware accepted for this request.
 func PrincipalFrom(c *gin.Context) (auth.Principal, bool) {
-	v, ok := c.Get(ctxPrincipal)
-	if !ok {
-		return auth.Principal{}, false
+	if st := stateOf(c); st != nil && st.hasPrincipal {
+		return st.principal, true
 	}
-	p, ok := v.(auth.Principal)
-	return p, ok
+	return auth.Principal{}, false
 }
 
 // SetPrincipal records the caller of a request (for auth middleware and
 // tests).
-func SetPrincipal(c *gin.Context, p auth.Principal) { c.Set(ctxPrincipal, p) }
+func SetPrincipal(c *gin.Context, p auth.Principal) {
+	st := stateOf(c)
+	if st == nil {
+		st = &requestState{}
+		c.Set(ctxState, st)
+	}
+	st.principal, st.hasPrincipal = p, true
+}
 
 func validRequestID(s string) bool {
 	if len(s) == 0 || len(s) > 128 {
@@ -55,8 +75,12 @@ func (b *Broker) requestID(c *gin.Context) {
 		_, _ = rand.Read(raw[:])
 		id = hex.EncodeToString(raw[:])
 	}
+	st := &requestState{idHeader: [1]string{id}}
+	c.Set(ctxState, st)
 	c.Set(ctxRequestID, id)
-	c.Header("X-Request-ID", id)
+	// Set directly under the canonical name: Header().Set would
+	// canonicalize "X-Request-ID" anew, and allocate, on every request.
+	c.Writer.Header()["X-Request-Id"] = st.idHeader[:]
 	c.Next()
 }
 
@@ -65,6 +89,15 @@ func (b *Broker) requestID(c *gin.Context) {
 func (b *Broker) accessLog(c *gin.Context) {
 	start := time.Now()
 	c.Next()
+	status := c.Writer.Status()
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	// Nothing is built for a line the logger would drop (--log-level warn).
+	if !b.log.Enabled(c, level) {
+		return
+	}
 	route := c.FullPath()
 	if route == "" {
 		route = "unmatched"
@@ -73,19 +106,16 @@ func (b *Broker) accessLog(c *gin.Context) {
 	if p, ok := PrincipalFrom(c); ok {
 		principal = p.ID
 	}
-	status := c.Writer.Status()
-	attrs := []any{
-		"request_id", c.GetString(ctxRequestID), "method", c.Request.Method, "route", route,
-		"status", status, "latency_ms", float64(time.Since(start).Microseconds()) / 1000, "principal", principal,
+	attrs := [7]slog.Attr{
+		slog.String("request_id", c.GetString(ctxRequestID)), slog.String("method", c.Request.Method), slog.String("route", route),
+		slog.Int("status", status), slog.Float64("latency_ms", float64(time.Since(start).Microseconds())/1000), slog.String("principal", principal),
 	}
+	n := 6
 	if len(c.Errors) > 0 {
-		attrs = append(attrs, "err", c.Errors.Last().Err.Error())
+		attrs[n] = slog.String("err", c.Errors.Last().Err.Error())
+		n++
 	}
-	if status >= 500 {
-		b.log.ErrorContext(c, "request", attrs...)
-		return
-	}
-	b.log.InfoContext(c, "request", attrs...)
+	b.log.LogAttrs(c, level, "request", attrs[:n]...)
 }
 
 // bodyCap bounds what any route may send the broker.

@@ -262,8 +262,71 @@ func (b *Broker) grant(c *gin.Context, profName, backendName *string, granted *i
 		resp.Multipart.PartsURL = base + "/v1/uploads/" + id + "/parts"
 	}
 	*granted = size
-	c.JSON(http.StatusCreated, &resp)
+	writeGrant(c, &resp)
 	return nil
+}
+
+// writeGrant answers 201 with the grant. It writes the JSON that
+// encoding/json (gin's c.JSON) would, byte for byte, without reflection:
+// the grant is the hot path, and reflection was an eighth of its cost.
+func writeGrant(c *gin.Context, g *grantResponse) {
+	buf := jsonBufs.Get().(*[]byte)
+	b := appendGrant((*buf)[:0], g)
+	c.Data(http.StatusCreated, jsonContentType, b)
+	*buf = b
+	jsonBufs.Put(buf)
+}
+
+// appendGrant appends g as encoding/json marshals grantResponse; a test
+// compares the two.
+func appendGrant(b []byte, g *grantResponse) []byte {
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, g.ID)
+	b = append(b, `,"key":`...)
+	b = appendJSONString(b, g.Key)
+	b = append(b, `,"backend":`...)
+	b = appendJSONString(b, g.Backend)
+	b = append(b, `,"profile":`...)
+	b = appendJSONString(b, g.Profile)
+	b = append(b, `,"expires_at":`...)
+	b = appendJSONTime(b, g.ExpiresAt)
+	b = append(b, `,"upload":`...)
+	if u := g.Upload; u == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, `{"method":`...)
+		b = appendJSONString(b, u.Method)
+		b = append(b, `,"url":`...)
+		b = appendJSONString(b, u.URL)
+		b = append(b, `,"headers":`...)
+		b = appendJSONMap(b, u.Headers)
+		b = append(b, `,"fields":`...)
+		b = appendJSONMap(b, u.Fields)
+		b = append(b, '}')
+	}
+	b = append(b, `,"multipart":`...)
+	if m := g.Multipart; m == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, `{"part_size":`...)
+		b = strconv.AppendInt(b, m.PartSize, 10)
+		b = append(b, `,"part_count":`...)
+		b = strconv.AppendInt(b, int64(m.PartCount), 10)
+		b = append(b, `,"parts_url":`...)
+		b = appendJSONString(b, m.PartsURL)
+		b = append(b, '}')
+	}
+	b = append(b, `,"enforced":{"size":`...)
+	b = appendJSONString(b, string(g.Enforced.Size))
+	b = append(b, `,"content_type":`...)
+	b = appendJSONString(b, string(g.Enforced.ContentType))
+	b = append(b, `,"checksum":`...)
+	b = appendJSONString(b, string(g.Enforced.Checksum))
+	b = append(b, `,"overwrite":`...)
+	b = appendJSONString(b, string(g.Enforced.NoOverwrite))
+	b = append(b, `},"complete_url":`...)
+	b = appendJSONString(b, g.CompleteURL)
+	return append(b, '}')
 }
 
 // enforced reports, per constraint, who guarantees it: the store's
@@ -317,6 +380,10 @@ func planParts(size, want int64, caps drivers.Capabilities) (int64, int, error) 
 
 // takeLimit charges one grant of n bytes to the caller.
 func (b *Broker) takeLimit(c *gin.Context, p auth.Principal, n int64) *apiError {
+	if _, ok := b.limiter.(ratelimit.Unlimited); ok {
+		// No rate_limit configured: spare working out the client's IP.
+		return nil
+	}
 	key := p.ID
 	if p.Anonymous {
 		key = "ip:" + c.ClientIP()

@@ -125,9 +125,9 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		return out
 	}
 	checks := []struct {
-		name   string
-		labels map[string]string
-		want   float64
+		name    string
+		labels  map[string]string
+		want    float64
 		atLeast bool
 	}{
 		{"upbroker_grants_total", with(map[string]string{"result": "ok"}), float64(granted), false},

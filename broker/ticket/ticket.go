@@ -74,6 +74,11 @@ type Codec struct {
 	pools []*sync.Pool
 }
 
+// scratch holds the payload and its encoding while a ticket is signed or
+// verified; the MAC's hash.Hash interface would move any stack buffer to
+// the heap anyway.
+var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
 // New makes a codec from one or more keys.
 func New(keys [][]byte) (*Codec, error) {
 	if len(keys) == 0 {
@@ -102,7 +107,7 @@ func (c *Codec) mac(i int, payload []byte, dst []byte) []byte {
 	return dst
 }
 
-// Sign encodes and signs a ticket.
+// Sign encodes and signs a ticket. The one allocation is the result.
 func (c *Codec) Sign(t *Ticket) (string, error) {
 	if len(t.Checksum) != 0 && len(t.Checksum) != sha256.Size {
 		return "", fmt.Errorf("ticket: checksum must be %d bytes", sha256.Size)
@@ -110,10 +115,9 @@ func (c *Codec) Sign(t *Ticket) (string, error) {
 	if t.Size < 0 || t.PartSize < 0 || t.Parts < 0 {
 		return "", errors.New("ticket: negative size")
 	}
-	n := 1 + 1 + 5*binary.MaxVarintLen64 + len(t.Key) + len(t.Backend) + len(t.Profile) +
-		len(t.Principal) + len(t.ContentType) + len(t.UploadID) + 6*binary.MaxVarintLen16 + 1 + len(t.Checksum) + macLen
-	buf := make([]byte, 0, n)
-	buf = append(buf, version, byte(t.Flags))
+	bp := scratch.Get().(*[]byte)
+	defer scratch.Put(bp)
+	buf := append((*bp)[:0], version, byte(t.Flags))
 	buf = binary.AppendUvarint(buf, uint64(t.Expires.Unix()))
 	buf = binary.AppendUvarint(buf, uint64(t.Size))
 	buf = binary.AppendUvarint(buf, uint64(t.PartSize))
@@ -125,7 +129,10 @@ func (c *Codec) Sign(t *Ticket) (string, error) {
 	buf = append(buf, byte(len(t.Checksum)))
 	buf = append(buf, t.Checksum...)
 	buf = c.mac(0, buf, buf)
-	return base64.RawURLEncoding.EncodeToString(buf), nil
+	n := len(buf)
+	buf = base64.RawURLEncoding.AppendEncode(buf, buf)
+	*bp = buf
+	return string(buf[n:]), nil
 }
 
 // maxEncoded bounds what Verify will even decode: no honest ticket is near it.
@@ -137,7 +144,10 @@ func (c *Codec) Verify(s string) (*Ticket, error) {
 	if len(s) == 0 || len(s) > maxEncoded {
 		return nil, ErrInvalid
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(s)
+	bp := scratch.Get().(*[]byte)
+	defer scratch.Put(bp)
+	raw, err := base64.RawURLEncoding.AppendDecode((*bp)[:0], []byte(s))
+	*bp = raw
 	if err != nil || len(raw) < 2+macLen {
 		return nil, ErrInvalid
 	}
@@ -174,28 +184,33 @@ func (c *Codec) Check(s string, now time.Time, grace time.Duration) (*Ticket, er
 	return t, nil
 }
 
+// reader walks a payload: varints from b, strings from s, which holds the
+// same bytes. Every string field is a substring of s, so decoding costs one
+// string allocation instead of one per field.
 type reader struct {
 	b   []byte
+	s   string
+	off int
 	bad bool
 }
 
 func (r *reader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
+	v, n := binary.Uvarint(r.b[r.off:])
 	if n <= 0 {
 		r.bad = true
 		return 0
 	}
-	r.b = r.b[n:]
+	r.off += n
 	return v
 }
 
-func (r *reader) bytes(n uint64) []byte {
-	if r.bad || n > uint64(len(r.b)) {
+func (r *reader) str(n uint64) string {
+	if r.bad || n > uint64(len(r.s)-r.off) {
 		r.bad = true
-		return nil
+		return ""
 	}
-	v := r.b[:n]
-	r.b = r.b[n:]
+	v := r.s[r.off : r.off+int(n)]
+	r.off += int(n)
 	return v
 }
 
@@ -207,7 +222,7 @@ func decode(p []byte) (*Ticket, error) {
 		return nil, ErrInvalid
 	}
 	t := &Ticket{Flags: Flags(p[1])}
-	r := &reader{b: p[2:]}
+	r := &reader{b: p[2:], s: string(p[2:])}
 	exp := r.uvarint()
 	size := r.uvarint()
 	psize := r.uvarint()
@@ -218,17 +233,17 @@ func decode(p []byte) (*Ticket, error) {
 	t.Expires = time.Unix(int64(exp), 0).UTC()
 	t.Size, t.PartSize, t.Parts = int64(size), int64(psize), int(parts)
 	for _, dst := range [...]*string{&t.Key, &t.Backend, &t.Profile, &t.Principal, &t.ContentType, &t.UploadID} {
-		*dst = string(r.bytes(r.uvarint()))
+		*dst = r.str(r.uvarint())
 	}
-	if cl := r.bytes(1); !r.bad {
+	if cl := r.str(1); !r.bad {
 		if cl[0] != 0 && cl[0] != sha256.Size {
 			return nil, ErrInvalid
 		}
-		if cs := r.bytes(uint64(cl[0])); len(cs) > 0 {
-			t.Checksum = append([]byte(nil), cs...)
+		if cs := r.str(uint64(cl[0])); len(cs) > 0 {
+			t.Checksum = []byte(cs)
 		}
 	}
-	if r.bad || len(r.b) != 0 {
+	if r.bad || r.off != len(r.b) {
 		return nil, ErrInvalid
 	}
 	return t, nil

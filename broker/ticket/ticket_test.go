@@ -215,3 +215,42 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+// TestLayoutStable pins the encoding: tickets already handed out must keep
+// verifying after any change to how Sign builds them.
+func TestLayoutStable(t *testing.T) {
+	c := mustCodec(t, keyA)
+	cases := []struct {
+		name string
+		tk   *Ticket
+		want string
+	}{
+		{"multipart with checksum", sample(),
+			"AQWApKfaBtX4AoCAgAgDNWltYWdlcy9hbm9ueW1vdXMvMGYzYzBmM2MwZjNjMGYzYzBmM2MwZjNjMGYzYzBmM2MucG5nBWxvY2FsBmltYWdlcwlhbm9ueW1vdXMJaW1hZ2UvcG5nCHVwbG9hZC0xICzyTbpfsKMOJug7KsW54p4bFh5cH6dCXnMEM2KTi5gkZuqjT6HJVCUJJumpiql6zlJpzFf2YLLK-h76A-x8UA8"},
+		{"empty fields", &Ticket{Key: "a", Backend: "b", Profile: "p", ContentType: "text/plain; charset=utf-8", Expires: time.Unix(0, 0)},
+			"AQAAAAAAAWEBYgFwABl0ZXh0L3BsYWluOyBjaGFyc2V0PXV0Zi04AABpxOg3Nd5Xgom3mrqROEhnEVtOqXzHfmymZkLCtG1HeA"},
+		{"post, large size, odd principal", &Ticket{Key: "form/x.txt", Backend: "local", Profile: "form", Principal: "sha256:" + string(make([]byte, 10)),
+			ContentType: "text/plain", Size: 1 << 40, Flags: Post, Expires: time.Unix(4_000_000_000, 0)},
+			"AQKA0KzzDoCAgICAIAAACmZvcm0veC50eHQFbG9jYWwEZm9ybRFzaGEyNTY6AAAAAAAAAAAAAAp0ZXh0L3BsYWluAADVhTNdkq3wwxg40GKnT-tf_C2mm5WBI3t0RS8okg9txQ"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := c.Sign(tc.tk)
+			if err != nil || got != tc.want {
+				t.Fatalf("Sign = %q, %v\nwant %q", got, err, tc.want)
+			}
+			back, err := c.Verify(tc.want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := *tc.tk
+			want.Expires = want.Expires.UTC()
+			if len(want.Checksum) == 0 {
+				want.Checksum = nil
+			}
+			if !reflect.DeepEqual(*back, want) {
+				t.Fatalf("Verify = %+v\nwant %+v", *back, want)
+			}
+		})
+	}
+}

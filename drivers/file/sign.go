@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"gocloud.dev/blob/driver"
 	"gocloud.dev/blob/fileblob"
 )
 
@@ -111,19 +110,12 @@ func (s *signer) sign(_ context.Context, t ticket, ttl time.Duration) (url.Value
 	q := s.query(t, ttl, names[:0])
 	buf := s.getBuf()
 	defer s.putBuf(buf)
-	v := make(url.Values, 12)
-	set := func(k string, x []byte) { v[k] = []string{string(x)} }
 	*buf = q.encode((*buf)[:0], stageURL)
-	// Read back what encode wrote, so the form and the URL can never
-	// disagree on a parameter.
-	for _, kv := range strings.Split(string(*buf), "&") {
-		k, x, _ := strings.Cut(kv, "=")
-		k, err1 := url.QueryUnescape(k)
-		x, err2 := url.QueryUnescape(x)
-		if err1 != nil || err2 != nil {
-			return nil, time.Time{}, fmt.Errorf("sign url: %q does not decode", kv)
-		}
-		set(k, []byte(x))
+	// Parsed back from the URL's own text, so that the form and the URL can
+	// never disagree on a parameter.
+	v, err := url.ParseQuery(string(*buf))
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("sign url: %w", err)
 	}
 	return v, time.Unix(q.expiry, 0), nil
 }
@@ -151,8 +143,9 @@ const maxMeta = 24
 
 // query computes both signatures of t. names is scratch for the sorted
 // metadata names.
-func (s *signer) query(t ticket, ttl time.Duration, names []string) *signedQuery {
-	q := &signedQuery{t: &t, expiry: time.Now().Add(ttl).Unix()}
+func (s *signer) query(t ticket, ttl time.Duration, names []string) signedQuery {
+	// The expiry as fileblob's URLFromKey computes it.
+	q := signedQuery{t: t, expiry: time.Now().Add(ttl).Unix()}
 	if len(t.Meta) > 0 {
 		for k := range t.Meta {
 			names = append(names, k)
@@ -213,7 +206,7 @@ const (
 
 // signedQuery is one grant's parameters.
 type signedQuery struct {
-	t      *ticket
+	t      ticket
 	expiry int64
 	names  []string // metadata names, sorted
 	sig    [43]byte // fileblob's MAC, base64url
@@ -226,7 +219,7 @@ type signedQuery struct {
 // matters: the MACs are computed over this text, and verify recomputes
 // them with url.Values.
 func (q *signedQuery) encode(b []byte, stage int) []byte {
-	t := q.t
+	t := &q.t
 	n := len(b)
 	param := func(name string) {
 		if len(b) > n {
@@ -243,7 +236,9 @@ func (q *signedQuery) encode(b []byte, stage int) []byte {
 	b = strconv.AppendInt(b, q.expiry, 10)
 	if stage == stageExt {
 		for _, k := range q.names {
-			param("meta:" + k) // the compiler keeps this concatenation off the heap
+			b = append(b, "&meta%3A"...) // "meta:" + k, escaped
+			b = appendQueryEscape(b, k)
+			b = append(b, '=')
 			b = appendQueryEscape(b, t.Meta[k])
 		}
 	}
@@ -292,21 +287,34 @@ func (q *signedQuery) encode(b []byte, stage int) []byte {
 	return b
 }
 
-// appendQueryEscape appends url.QueryEscape(s) without allocating.
+// unreserved are the bytes url.QueryEscape leaves as they are.
+var unreserved = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~'
+	}
+	return t
+}()
+
+// appendQueryEscape appends url.QueryEscape(s) without allocating, copying
+// runs of unreserved bytes at once.
 func appendQueryEscape(b []byte, s string) []byte {
 	const hex = "0123456789ABCDEF"
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.', c == '~':
-			b = append(b, c)
-		case c == ' ':
+	for {
+		i := 0
+		for i < len(s) && unreserved[s[i]] {
+			i++
+		}
+		b = append(b, s[:i]...)
+		if i == len(s) {
+			return b
+		}
+		if c := s[i]; c == ' ' {
 			b = append(b, '+')
-		default:
+		} else {
 			b = append(b, '%', hex[c>>4], hex[c&15])
 		}
+		s = s[i+1:]
 	}
-	return b
 }
 
 // signedParams are the parameters covered by ub-sig, in a fixed set so that
