@@ -82,6 +82,10 @@ func newRedis(ctx context.Context, rawURL string, l limits, logger *slog.Logger)
 	if opts.DialTimeout == 0 || opts.DialTimeout > time.Second {
 		opts.DialTimeout = time.Second
 	}
+	// go-redis logs pool failures with the standard logger; route them
+	// through slog so logs stay one format (it is process-wide, and the
+	// last limiter opened wins, which is fine: they share one logger).
+	redis.SetLogger(redisLogger{logger.With("component", "redis")})
 	s := &redisStore{c: redis.NewClient(opts), lim: l}
 	pctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
@@ -115,3 +119,11 @@ func (s *redisStore) take(ctx context.Context, key string, n int64) (Decision, e
 }
 
 func (s *redisStore) close() error { return s.c.Close() }
+
+// redisLogger adapts slog to go-redis's internal logger. Its messages name
+// addresses, never the URL's password.
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.l.WarnContext(ctx, fmt.Sprintf(format, v...))
+}
