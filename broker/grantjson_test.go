@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"testing"
 	"time"
 
@@ -58,7 +59,7 @@ func TestWriteGrantLikeCJSON(t *testing.T) {
 	got := httptest.NewRecorder()
 	c, _ = gin.CreateTestContext(got)
 	writeGrant(c, g)
-	if got.Code != want.Code || got.Body.String() != want.Body.String() || got.Header().Get("Content-Type") != want.Header().Get("Content-Type") {
-		t.Fatalf("writeGrant: %d %q %s\nc.JSON: %d %q %s", got.Code, got.Header().Get("Content-Type"), got.Body, want.Code, want.Header().Get("Content-Type"), want.Body)
+	if got.Code != want.Code || got.Body.String() != want.Body.String() || !reflect.DeepEqual(got.Header(), want.Header()) {
+		t.Fatalf("writeGrant: %d %v %s\nc.JSON: %d %v %s", got.Code, got.Header(), got.Body, want.Code, want.Header(), want.Body)
 	}
 }

@@ -20,8 +20,21 @@ import (
 // maxJSONDepth bounds nesting: no request of the API needs more than 3.
 const maxJSONDepth = 8
 
-// jsonContentType is what gin's c.JSON sends.
-const jsonContentType = "application/json; charset=utf-8"
+// jsonContentType is what gin's c.JSON sends. Like gin, every response
+// shares the one slice: nothing modifies a header's values in place.
+var jsonContentType = []string{"application/json; charset=utf-8"}
+
+// writeJSONBytes sends an encoded JSON body as c.JSON would, without the
+// allocations of c.Data (a fresh Content-Type slice and a Content-Length
+// that net/http works out anyway).
+func writeJSONBytes(c *gin.Context, status int, body []byte) {
+	c.Status(status)
+	c.Writer.Header()["Content-Type"] = jsonContentType
+	if _, err := c.Writer.Write(body); err != nil {
+		_ = c.Error(err)
+		c.Abort()
+	}
+}
 
 // jsonBufs holds scratch buffers for hand-written responses.
 var jsonBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
@@ -124,31 +137,43 @@ func appendJSONTime(b []byte, t time.Time) []byte {
 // object, no duplicate names at any depth, no unknown fields, nesting of
 // at most 8, nothing after the value. emptyOK lets an empty body mean {}.
 func readJSON(c *gin.Context, v any, emptyOK bool) *apiError {
-	// The body is read into a pooled buffer: the decoder copies every
-	// string it keeps, so nothing refers to the buffer afterwards.
-	buf := bodyBufs.Get().(*bytes.Buffer)
+	buf, e := readBody(c, emptyOK)
+	if e != nil || buf == nil {
+		return e
+	}
 	defer bodyBufs.Put(buf)
+	return decodeJSON(buf.Bytes(), v)
+}
+
+// readBody reads a capped JSON body into a pooled buffer, which the caller
+// puts back in bodyBufs when done; the decoders copy every string they
+// keep, so nothing refers to the buffer afterwards. An empty body gives a
+// nil buffer when emptyOK, and an error otherwise.
+func readBody(c *gin.Context, emptyOK bool) (*bytes.Buffer, *apiError) {
+	buf := bodyBufs.Get().(*bytes.Buffer)
 	buf.Reset()
 	if _, err := buf.ReadFrom(c.Request.Body); err != nil {
+		bodyBufs.Put(buf)
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return errTooLarge("", "request body exceeds 64 KiB")
+			return nil, errTooLarge("", "request body exceeds 64 KiB")
 		}
-		return badRequest("", "could not read the request body")
+		return nil, badRequest("", "could not read the request body")
 	}
-	body := buf.Bytes()
-	if len(bytes.TrimSpace(body)) == 0 {
+	if len(bytes.TrimSpace(buf.Bytes())) == 0 {
+		bodyBufs.Put(buf)
 		if emptyOK {
-			return nil
+			return nil, nil
 		}
-		return badRequest("", "the request body must be a JSON object")
+		return nil, badRequest("", "the request body must be a JSON object")
 	}
 	// A browser form can post text/plain without a CORS preflight; insisting
 	// on JSON keeps cookie-authenticated callers safe from cross-site posts.
 	if !isJSONType(c.GetHeader("Content-Type")) {
-		return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_type", Message: "the request body must be sent as Content-Type: application/json"}
+		bodyBufs.Put(buf)
+		return nil, &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_type", Message: "the request body must be sent as Content-Type: application/json"}
 	}
-	return decodeJSON(body, v)
+	return buf, nil
 }
 
 var bodyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}

@@ -36,6 +36,192 @@ type createRequest struct {
 	Metadata       map[string]string `json:"metadata"`
 }
 
+// createInput is a decoded create request. Absent and empty strings are
+// alike to the handler; hasSize tells an absent size from zero.
+type createInput struct {
+	filename, contentType, profile, checksum string
+	size                                     int64
+	hasSize                                  bool
+	metadata                                 map[string]string
+}
+
+// readCreate reads and decodes a create request.
+func readCreate(c *gin.Context) (createInput, *apiError) {
+	buf, e := readBody(c, false)
+	if e != nil {
+		return createInput{}, e
+	}
+	defer bodyBufs.Put(buf)
+	var in createInput
+	if decodeCreateFast(buf.Bytes(), &in) {
+		return in, nil
+	}
+	// Anything the fast path does not take is decoded strictly, and its
+	// errors are the reference.
+	req := new(createRequest)
+	if e := decodeJSON(buf.Bytes(), req); e != nil {
+		return createInput{}, e
+	}
+	in = createInput{profile: req.Profile, checksum: req.ChecksumSHA256, metadata: req.Metadata}
+	if req.Filename != nil {
+		in.filename = *req.Filename
+	}
+	if req.ContentType != nil {
+		in.contentType = *req.ContentType
+	}
+	if req.Size != nil {
+		in.size, in.hasSize = *req.Size, true
+	}
+	return in, nil
+}
+
+// decodeCreateFast decodes the usual shape of a create request without
+// reflection: one object of the known names, each at most once; strings
+// of printable ASCII without escapes; a size of plain digits; a metadata
+// object of such strings. Every string is a substring of one copy of the
+// body. On anything else (escapes, other bytes, null, numbers with a sign,
+// fraction or exponent, unknown or repeated names) it returns false and
+// the strict decoder runs instead, so the fast path can only ever accept
+// what the strict one accepts, with the same result; a fuzz test holds it
+// to that.
+func decodeCreateFast(body []byte, in *createInput) bool {
+	s := string(body)
+	i := skipJSONSpace(s, 0)
+	if i >= len(s) || s[i] != '{' {
+		return false
+	}
+	i = skipJSONSpace(s, i+1)
+	if i < len(s) && s[i] == '}' {
+		return skipJSONSpace(s, i+1) == len(s)
+	}
+	var seen uint8
+	for {
+		name, j, ok := scanPlainString(s, i)
+		if !ok {
+			return false
+		}
+		if i = skipJSONSpace(s, j); i >= len(s) || s[i] != ':' {
+			return false
+		}
+		i = skipJSONSpace(s, i+1)
+		var bit uint8
+		switch name {
+		case "filename":
+			bit = 1
+			in.filename, j, ok = scanPlainString(s, i)
+		case "content_type":
+			bit = 2
+			in.contentType, j, ok = scanPlainString(s, i)
+		case "size":
+			bit = 4
+			in.size, j, ok = scanPlainInt(s, i)
+			in.hasSize = true
+		case "profile":
+			bit = 8
+			in.profile, j, ok = scanPlainString(s, i)
+		case "checksum_sha256":
+			bit = 16
+			in.checksum, j, ok = scanPlainString(s, i)
+		case "metadata":
+			bit = 32
+			in.metadata, j, ok = scanPlainObject(s, i)
+		}
+		if bit == 0 || !ok || seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		if i = skipJSONSpace(s, j); i >= len(s) {
+			return false
+		}
+		switch s[i] {
+		case ',':
+			i = skipJSONSpace(s, i+1)
+		case '}':
+			return skipJSONSpace(s, i+1) == len(s)
+		default:
+			return false
+		}
+	}
+}
+
+func skipJSONSpace(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// scanPlainString reads a string at s[i] that needs no unescaping.
+func scanPlainString(s string, i int) (string, int, bool) {
+	if i >= len(s) || s[i] != '"' {
+		return "", i, false
+	}
+	for j := i + 1; j < len(s); j++ {
+		switch c := s[j]; {
+		case c == '"':
+			return s[i+1 : j], j + 1, true
+		case c < 0x20 || c > 0x7e || c == '\\':
+			return "", j, false
+		}
+	}
+	return "", len(s), false
+}
+
+// scanPlainInt reads 1 to 18 digits without a leading zero (or a lone 0)
+// and makes sure no fraction or exponent follows.
+func scanPlainInt(s string, i int) (int64, int, bool) {
+	j := i
+	var n int64
+	for j < len(s) && j-i < 18 && '0' <= s[j] && s[j] <= '9' {
+		n = n*10 + int64(s[j]-'0')
+		j++
+	}
+	if j == i || (s[i] == '0' && j-i > 1) {
+		return 0, j, false
+	}
+	if j < len(s) && ('0' <= s[j] && s[j] <= '9' || s[j] == '.' || s[j] == 'e' || s[j] == 'E') {
+		return 0, j, false
+	}
+	return n, j, true
+}
+
+// scanPlainObject reads an object of plain strings, each name once.
+func scanPlainObject(s string, i int) (map[string]string, int, bool) {
+	if i >= len(s) || s[i] != '{' {
+		return nil, i, false
+	}
+	m := make(map[string]string, 4)
+	i = skipJSONSpace(s, i+1)
+	if i < len(s) && s[i] == '}' {
+		return m, i + 1, true
+	}
+	for {
+		k, j, ok := scanPlainString(s, i)
+		if !ok {
+			return nil, j, false
+		}
+		if i = skipJSONSpace(s, j); i >= len(s) || s[i] != ':' {
+			return nil, i, false
+		}
+		v, j, ok := scanPlainString(s, skipJSONSpace(s, i+1))
+		if _, dup := m[k]; !ok || dup {
+			return nil, j, false
+		}
+		m[k] = v
+		if i = skipJSONSpace(s, j); i >= len(s) {
+			return nil, i, false
+		}
+		switch s[i] {
+		case ',':
+			i = skipJSONSpace(s, i+1)
+		case '}':
+			return m, i + 1, true
+		default:
+			return nil, i, false
+		}
+	}
+}
+
 type multipartInfo struct {
 	PartSize  int64  `json:"part_size"`
 	PartCount int    `json:"part_count"`
@@ -106,11 +292,11 @@ func (b *Broker) createUpload(c *gin.Context) {
 
 func (b *Broker) grant(c *gin.Context, profName, backendName *string, granted *int64) *apiError {
 	p := b.principal(c)
-	var req createRequest
-	if e := readJSON(c, &req, false); e != nil {
+	req, e := readCreate(c)
+	if e != nil {
 		return e
 	}
-	name := req.Profile
+	name := req.profile
 	if name == "" {
 		name = b.def
 	}
@@ -125,13 +311,13 @@ func (b *Broker) grant(c *gin.Context, profName, backendName *string, granted *i
 	if !p.Allows(prof.Name) {
 		return errForbidden("you may not use profile " + strconv.Quote(prof.Name))
 	}
-	if req.Filename == nil || *req.Filename == "" {
+	if req.filename == "" {
 		return badRequest("filename", "filename is required")
 	}
-	if req.ContentType == nil || *req.ContentType == "" {
+	if req.contentType == "" {
 		return badRequest("content_type", "content_type is required")
 	}
-	ctype, err := policy.NormalizeType(*req.ContentType)
+	ctype, err := policy.NormalizeType(req.contentType)
 	if err != nil {
 		if errors.Is(err, policy.ErrType) {
 			return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_type", Field: "content_type", Message: err.Error()}
@@ -142,10 +328,10 @@ func (b *Broker) grant(c *gin.Context, profName, backendName *string, granted *i
 		return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_type", Field: "content_type",
 			Message: fmt.Sprintf("content type %s is not allowed by profile %s", ctype, prof.Name)}
 	}
-	if req.Size == nil {
+	if !req.hasSize {
 		return badRequest("size", "size is required")
 	}
-	size := *req.Size
+	size := req.size
 	if size <= 0 {
 		return badRequest("size", "size must be a positive integer")
 	}
@@ -153,13 +339,13 @@ func (b *Broker) grant(c *gin.Context, profName, backendName *string, granted *i
 		return errTooLarge("size", fmt.Sprintf("size %d exceeds the profile's max_size of %d bytes", size, prof.MaxSize))
 	}
 	var checksum []byte
-	if req.ChecksumSHA256 != "" {
-		checksum, err = base64.StdEncoding.DecodeString(req.ChecksumSHA256)
+	if req.checksum != "" {
+		checksum, err = base64.StdEncoding.DecodeString(req.checksum)
 		if err != nil || len(checksum) != sha256.Size {
 			return badRequest("checksum_sha256", "checksum_sha256 must be the base64 of 32 bytes")
 		}
 	}
-	if err := policy.CheckMetadata(req.Metadata); err != nil {
+	if err := policy.CheckMetadata(req.metadata); err != nil {
 		var fe *policy.FieldError
 		if errors.As(err, &fe) {
 			return badRequest(fe.Field, "%s", fe.Msg)
@@ -175,13 +361,15 @@ func (b *Broker) grant(c *gin.Context, profName, backendName *string, granted *i
 		return e
 	}
 
-	key, err := prof.Key(p.ID, *req.Filename, b.now())
+	key, err := prof.Key(p.ID, req.filename, b.now())
 	if err != nil {
 		return errInternal(err)
 	}
-	meta := make(map[string]string, len(req.Metadata)+2)
-	for k, v := range req.Metadata {
-		meta[k] = v
+	// The decoded map is the request's own; the reserved names, which
+	// CheckMetadata refused from the client, join it.
+	meta := req.metadata
+	if meta == nil {
+		meta = make(map[string]string, 2)
 	}
 	meta[MetaPrincipal] = principalTag(p.ID)
 	meta[MetaProfile] = prof.Name
@@ -189,7 +377,7 @@ func (b *Broker) grant(c *gin.Context, profName, backendName *string, granted *i
 		ContentType: ctype, Size: size, MaxSize: size, Metadata: meta, NoOverwrite: true, Expires: prof.Expires,
 	}
 	if checksum != nil {
-		cons.ChecksumSHA256 = req.ChecksumSHA256
+		cons.ChecksumSHA256 = req.checksum
 	}
 	tk := &ticket.Ticket{
 		Key: key, Backend: prof.Backend, Profile: prof.Name, Principal: p.ID, ContentType: ctype,
@@ -272,7 +460,7 @@ func (b *Broker) grant(c *gin.Context, profName, backendName *string, granted *i
 func writeGrant(c *gin.Context, g *grantResponse) {
 	buf := jsonBufs.Get().(*[]byte)
 	b := appendGrant((*buf)[:0], g)
-	c.Data(http.StatusCreated, jsonContentType, b)
+	writeJSONBytes(c, http.StatusCreated, b)
 	*buf = b
 	jsonBufs.Put(buf)
 }

@@ -33,7 +33,6 @@ func CheckMetadata(m map[string]string) error {
 	total := 0
 	for k, v := range m {
 		total += len(k) + len(v)
-		f := "metadata." + k
 		if len(k) == 0 || len(k) > 64 {
 			return &FieldError{"metadata", "keys must be 1 to 64 characters"}
 		}
@@ -43,11 +42,11 @@ func CheckMetadata(m map[string]string) error {
 			}
 		}
 		if strings.HasPrefix(k, ReservedPrefix) {
-			return &FieldError{f, "keys beginning with " + ReservedPrefix + " are reserved"}
+			return &FieldError{"metadata." + k, "keys beginning with " + ReservedPrefix + " are reserved"}
 		}
 		for i := 0; i < len(v); i++ {
 			if c := v[i]; c < 0x20 || c > 0x7e {
-				return &FieldError{f, "values must be printable ASCII, without control characters"}
+				return &FieldError{"metadata." + k, "values must be printable ASCII, without control characters"}
 			}
 		}
 	}

@@ -50,6 +50,7 @@ type Profile struct {
 	families map[string]bool // "image" for image/*
 	any      bool            // */*
 	tmpl     []segment
+	hasDate  bool // the template has {date}
 	safeName string
 }
 
@@ -117,10 +118,13 @@ func Compile(name string, p config.Profile) (*Profile, error) {
 		return nil, fmt.Errorf("%s: %w", field("key"), err)
 	}
 	c.tmpl = segs
+	for _, sg := range segs {
+		c.hasDate = c.hasDate || sg.kind == phDate
+	}
 	// Prove the template safe with the extremes of every placeholder, so a
 	// bad template fails at start and not on some request.
 	for _, probe := range []struct{ principal, ext string }{{"p", ""}, {strings.Repeat("x", 64), ".abcdefghij"}} {
-		k := c.key(probe.principal, probe.ext, "00000000000000000000000000000000", "2006-01-02")
+		k := c.key(probe.principal, []byte(probe.ext), []byte("00000000000000000000000000000000"), []byte(time.DateOnly))
 		if err := CheckKey(k); err != nil {
 			return nil, fmt.Errorf("%s: template %q makes unsafe keys (%q): %w", field("key"), tmpl, k, err)
 		}
@@ -132,6 +136,14 @@ func Compile(name string, p config.Profile) (*Profile, error) {
 // signed and compared: lower-case "type/subtype", with a charset parameter
 // kept only for text types (the one parameter stores and browsers honour).
 func NormalizeType(declared string) (string, error) {
+	if plainType(declared) {
+		// What ParseMediaType would return unchanged, without its map.
+		return declared, nil
+	}
+	return normalizeType(declared)
+}
+
+func normalizeType(declared string) (string, error) {
 	mt, params, err := mime.ParseMediaType(declared)
 	if err != nil || !strings.Contains(mt, "/") || strings.Contains(mt, "*") {
 		return "", fmt.Errorf("%q is not a valid media type", declared)
@@ -151,6 +163,23 @@ func NormalizeType(declared string) (string, error) {
 		return mt + "; charset=" + cs, nil
 	}
 	return mt, nil
+}
+
+// plainType tells whether t is already a normalized type without
+// parameters: lower-case letters, digits and -+._ only (all of them MIME
+// token bytes), with one "/" between two non-empty parts.
+func plainType(t string) bool {
+	slash := -1
+	for i := 0; i < len(t); i++ {
+		switch c := t[i]; {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '+', c == '.', c == '_':
+		case c == '/' && slash < 0:
+			slash = i
+		default:
+			return false
+		}
+	}
+	return slash > 0 && slash < len(t)-1
 }
 
 // MediaType is the part of a normalized type before any parameter.
@@ -175,13 +204,22 @@ func (p *Profile) AllowsType(normalized string) bool {
 // dot-suffix, lower-cased, 1 to 10 ASCII letters or digits, with its dot;
 // anything else gives "".
 func Extension(filename string) string {
+	var b [maxExt]byte
+	return string(appendExtension(b[:0], filename))
+}
+
+// maxExt is the longest extension: a dot and 10 bytes.
+const maxExt = 11
+
+// appendExtension appends Extension(filename) to b.
+func appendExtension(b []byte, filename string) []byte {
 	i := strings.LastIndexByte(filename, '.')
-	if i < 0 || i == len(filename)-1 || len(filename)-i-1 > 10 {
-		return ""
+	if i < 0 || i == len(filename)-1 || len(filename)-i-1 > maxExt-1 {
+		return b
 	}
 	ext := filename[i+1:]
-	b := make([]byte, 1, len(ext)+1)
-	b[0] = '.'
+	start := len(b)
+	b = append(b, '.')
 	for j := 0; j < len(ext); j++ {
 		c := ext[j]
 		switch {
@@ -189,11 +227,11 @@ func Extension(filename string) string {
 		case c >= 'A' && c <= 'Z':
 			c += 'a' - 'A'
 		default:
-			return ""
+			return b[:start]
 		}
 		b = append(b, c)
 	}
-	return string(b)
+	return b
 }
 
 func safeSegmentByte(c byte) bool {
@@ -229,7 +267,19 @@ func NewUUID() string {
 // Key makes an object key for a principal's upload of a file with this
 // name, at time now.
 func (p *Profile) Key(principal, filename string, now time.Time) (string, error) {
-	k := p.key(SafeSegment(principal), Extension(filename), NewUUID(), now.UTC().Format(time.DateOnly))
+	// The parts are made in stack arrays so that the key itself is the one
+	// allocation.
+	var raw [16]byte
+	_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails (Go 1.24+)
+	var uuid [32]byte
+	hex.Encode(uuid[:], raw[:])
+	var ext [maxExt]byte
+	var date [len(time.DateOnly)]byte
+	d := date[:0]
+	if p.hasDate {
+		d = now.UTC().AppendFormat(d, time.DateOnly)
+	}
+	k := p.key(SafeSegment(principal), appendExtension(ext[:0], filename), uuid[:], d)
 	// Compile proved the template safe; checking again costs little and
 	// keeps a future placeholder from slipping past.
 	if err := CheckKey(k); err != nil {

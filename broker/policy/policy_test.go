@@ -282,3 +282,24 @@ func BenchmarkKey(b *testing.B) {
 		_, _ = p.Key("u-42", "cat.png", now)
 	}
 }
+
+// plainType's shortcut must answer as the full parse would.
+func TestPlainTypeAgreesWithParse(t *testing.T) {
+	inputs := []string{"image/png", "application/vnd.api+json", "text/x-c++src", "a/b", "/png", "image/", "image", "Image/png",
+		"image/png; charset=x", "image/*", "*/*", "image/png/x", "image//png", " image/png", "image/png ", "video/mp4_v2", "x-a.b/c-d.e"}
+	for c := 0; c < 256; c++ {
+		inputs = append(inputs, "a/"+string([]byte{byte(c)}), string([]byte{byte(c)})+"/b")
+	}
+	for _, in := range inputs {
+		if !plainType(in) {
+			continue
+		}
+		got, err := normalizeType(in)
+		if err != nil || got != in {
+			t.Errorf("plainType(%q) is true, but the full parse gives %q, %v", in, got, err)
+		}
+	}
+	if !plainType("image/png") {
+		t.Error("image/png must take the shortcut")
+	}
+}

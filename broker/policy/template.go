@@ -64,13 +64,26 @@ func parseTemplate(t string) ([]segment, error) {
 	return segs, nil
 }
 
-func (p *Profile) key(principal, ext, uuid, date string) string {
+func (p *Profile) key(principal string, ext, uuid, date []byte) string {
 	n := 0
 	for _, s := range p.tmpl {
-		n += len(s.text)
+		switch s.kind {
+		case literal:
+			n += len(s.text)
+		case phPrincipal:
+			n += len(principal)
+		case phUUID:
+			n += len(uuid)
+		case phExt:
+			n += len(ext)
+		case phDate:
+			n += len(date)
+		case phProfile:
+			n += len(p.safeName)
+		}
 	}
 	var b strings.Builder
-	b.Grow(n + len(principal) + len(ext) + 2*len(uuid) + len(date) + len(p.safeName))
+	b.Grow(n)
 	for _, s := range p.tmpl {
 		switch s.kind {
 		case literal:
@@ -78,11 +91,11 @@ func (p *Profile) key(principal, ext, uuid, date string) string {
 		case phPrincipal:
 			b.WriteString(principal)
 		case phUUID:
-			b.WriteString(uuid)
+			b.Write(uuid)
 		case phExt:
-			b.WriteString(ext)
+			b.Write(ext)
 		case phDate:
-			b.WriteString(date)
+			b.Write(date)
 		case phProfile:
 			b.WriteString(p.safeName)
 		}
