@@ -198,6 +198,17 @@ func run(o options) error {
 
 	// 3. File driver streaming.
 	if o.bigSize > 0 {
+		// A fresh broker process, so that its peak RSS is the upload's own
+		// and not what the load phases left in the Go heap.
+		bp.stop()
+		bp, err = start(scratch, "upbroker-stream", brokerEnv, o.upbroker, "serve", "--config", cfgPath, "--log-level", "warn")
+		if err != nil {
+			return err
+		}
+		defer bp.stop()
+		if err := bp.waitHTTP("http://"+brokerAddr+"/readyz", 30*time.Second); err != nil {
+			return err
+		}
 		res.Stream, err = streamPhase(o, bp, brokerAddr, apiKey)
 		if err != nil {
 			return err
