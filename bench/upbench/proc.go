@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -22,6 +23,7 @@ type proc struct {
 	cmd  *exec.Cmd
 	log  string
 	done chan error
+	once sync.Once
 }
 
 func start(scratch, name string, env []string, bin string, args ...string) (*proc, error) {
@@ -45,14 +47,17 @@ func start(scratch, name string, env []string, bin string, args ...string) (*pro
 
 func (p *proc) pid() int { return p.cmd.Process.Pid }
 
+// stop ends the process group; calling it again is a no-op.
 func (p *proc) stop() {
-	_ = syscall.Kill(-p.pid(), syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-p.pid(), syscall.SIGKILL)
-		<-p.done
-	}
+	p.once.Do(func() {
+		_ = syscall.Kill(-p.pid(), syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-p.pid(), syscall.SIGKILL)
+			<-p.done
+		}
+	})
 }
 
 // waitHTTP polls url until it answers 2xx, the process dies, or time is up.
