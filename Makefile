@@ -4,7 +4,7 @@ GO        ?= go
 BIN       := bin/upbroker
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/upbroker/upbroker/internal/version.Version=$(VERSION)
-STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export GOFLAGS := -buildvcs=false
 
 .PHONY: build run test test-deps unit lint bench release clean

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -421,11 +422,11 @@ func keyTemplate(t string) error {
 	lit := placeholderRe.ReplaceAllString(t, "x")
 	switch {
 	case !keyLiteralRe.MatchString(lit):
-		return fmt.Errorf("only A-Z a-z 0-9 . _ / - and placeholders are allowed")
+		return errors.New("only A-Z a-z 0-9 . _ / - and placeholders are allowed")
 	case strings.HasPrefix(t, "/"):
-		return fmt.Errorf("must not start with /")
+		return errors.New("must not start with a slash")
 	case strings.Contains(t, "//") || strings.Contains(t, ".."):
-		return fmt.Errorf("must not contain // or ..")
+		return errors.New("must not contain // or ..")
 	}
 	return nil
 }
