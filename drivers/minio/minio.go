@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -70,9 +71,13 @@ type Driver struct {
 	where  string
 	core   minio.Core    // endpoint: the broker's own calls
 	signer *minio.Client // public_endpoint: signed into clients' URLs
-	creds  *credentials.Credentials
-	log    *slog.Logger
-	now    func() time.Time
+	// fast signs PUT, part and GET grants without building and parsing
+	// an http.Request and deriving the signing key on every call; nil
+	// when the bucket is one it does not handle, and then signer signs.
+	fast  *s3compat.Presigner
+	creds *credentials.Credentials
+	log   *slog.Logger
+	now   func() time.Time
 }
 
 var (
@@ -113,21 +118,60 @@ func newDriver(set s3compat.Settings, creds *credentials.Credentials, log *slog.
 		where:  "minio " + set.Describe(),
 		core:   minio.Core{Client: c},
 		signer: signer,
+		fast:   fastPresigner(set, log),
 		creds:  creds,
 		log:    log,
 		now:    time.Now,
 	}, nil
 }
 
+// fastPresigner resolves, once, the URL at which minio-go addresses the
+// bucket on the signing endpoint (path-style for MinIO, virtual-host for
+// AWS and Google hosts, default ports dropped) by presigning a probe key
+// with probe credentials, and builds the fast signer on that address. It
+// returns nil, and grants are signed by minio-go, when minio-go signs
+// this bucket in a way the fast path does not repeat.
+func fastPresigner(set s3compat.Settings, log *slog.Logger) *s3compat.Presigner {
+	if strings.HasSuffix(set.Bucket, "--x-s3") {
+		return nil // S3 Express directory buckets sign with session keys
+	}
+	probe, err := newClient(set.SigningEndpoint(), set, credentials.NewStaticV4("probe", "probe", ""))
+	if err == nil {
+		var u *url.URL
+		// No network: the region is configured and the credentials static.
+		if u, err = probe.Presign(context.Background(), http.MethodGet, set.Bucket, s3compat.ProbeKey, time.Minute, nil); err == nil {
+			var p *s3compat.Presigner
+			if p, err = s3compat.NewPresigner(u, set.Region); err == nil {
+				return p
+			}
+		}
+	}
+	log.Debug("minio: grants are signed by minio-go", "bucket", set.Bucket, "reason", err)
+	return nil
+}
+
 // Capabilities of MinIO, which implements S3's signatures.
 func (d *Driver) Capabilities() drivers.Capabilities { return s3compat.Capabilities() }
 
-func (d *Driver) expiry(want time.Duration) (time.Duration, time.Time, error) {
+// expiry clamps a grant to the credentials' own life. It returns the
+// credentials too, read from minio-go's cache on every grant so that
+// rotated keys sign from the moment the provider has them.
+func (d *Driver) expiry(now time.Time, want time.Duration) (time.Duration, time.Time, credentials.Value, error) {
 	v, err := d.creds.GetWithContext(nil)
 	if err != nil {
-		return 0, time.Time{}, fmt.Errorf("%w: %s: cannot get credentials: %w", drivers.ErrUnavailable, d.where, err)
+		return 0, time.Time{}, v, fmt.Errorf("%w: %s: cannot get credentials: %w", drivers.ErrUnavailable, d.where, err)
 	}
-	return s3compat.Expiry(d.now(), want, !v.Expiration.IsZero(), v.Expiration)
+	exp, at, err := s3compat.Expiry(now, want, !v.Expiration.IsZero(), v.Expiration)
+	return exp, at, v, err
+}
+
+// fastSign signs r with the fast path; false means minio-go must (a V2
+// or anonymous signer, or a request the fast path leaves to the SDK).
+func (d *Driver) fastSign(v credentials.Value, r *s3compat.SignRequest) (string, bool) {
+	if d.fast == nil || !v.SignerType.IsV4() || v.SignerType.IsAnonymous() {
+		return "", false
+	}
+	return d.fast.Presign(s3compat.Credentials{AccessKey: v.AccessKeyID, SecretKey: v.SecretAccessKey, SessionToken: v.SessionToken}, r)
 }
 
 // PresignPut signs a PUT of exactly c.Size bytes of c.ContentType.
@@ -135,11 +179,23 @@ func (d *Driver) PresignPut(ctx context.Context, key string, c drivers.Constrain
 	if err := s3compat.CheckPut(c); err != nil {
 		return drivers.Grant{}, err
 	}
-	exp, at, err := d.expiry(c.Expires)
+	now := d.now()
+	exp, at, creds, err := d.expiry(now, c.Expires)
 	if err != nil {
 		return drivers.Grant{}, err
 	}
 	headers := s3compat.PutHeaders(c)
+	// minio-go signs Content-Length even when it is 0.
+	var hs [8]s3compat.Header
+	if u, ok := d.fastSign(creds, &s3compat.SignRequest{
+		Method:  http.MethodPut,
+		Key:     key,
+		Headers: s3compat.PutSignedHeaders(hs[:0], c, true),
+		Expires: exp,
+		Time:    now,
+	}); ok {
+		return drivers.Grant{Method: http.MethodPut, URL: u, Headers: headers, ExpiresAt: at, Enforced: s3compat.PutEnforced(c)}, nil
+	}
 	h := make(http.Header, len(headers)+1)
 	for k, v := range headers {
 		h[http.CanonicalHeaderKey(k)] = []string{v}
@@ -165,7 +221,7 @@ func (d *Driver) PresignPost(ctx context.Context, key string, c drivers.Constrai
 	if c.MaxSize <= 0 {
 		return drivers.Grant{}, fmt.Errorf("%w: a POST policy needs a positive max size", drivers.ErrInvalid)
 	}
-	exp, at, err := d.expiry(c.Expires)
+	exp, at, _, err := d.expiry(d.now(), c.Expires)
 	if err != nil {
 		return drivers.Grant{}, err
 	}
@@ -212,13 +268,19 @@ func (d *Driver) PresignPost(ctx context.Context, key string, c drivers.Constrai
 
 // PresignGet signs a download, offering o.Filename to browsers.
 func (d *Driver) PresignGet(ctx context.Context, key string, o drivers.GetOptions) (drivers.Grant, error) {
-	exp, at, err := d.expiry(o.Expires)
+	now := d.now()
+	exp, at, creds, err := d.expiry(now, o.Expires)
 	if err != nil {
 		return drivers.Grant{}, err
 	}
 	var q url.Values
+	var fq []s3compat.Param
 	if cd := s3compat.ContentDisposition(o.Filename); cd != "" {
 		q = url.Values{"response-content-disposition": {cd}}
+		fq = []s3compat.Param{{Name: "response-content-disposition", Value: cd}}
+	}
+	if u, ok := d.fastSign(creds, &s3compat.SignRequest{Method: http.MethodGet, Key: key, Query: fq, Expires: exp, Time: now}); ok {
+		return drivers.Grant{Method: http.MethodGet, URL: u, Headers: map[string]string{}, ExpiresAt: at}, nil
 	}
 	u, err := d.signer.PresignedGetObject(ctx, d.set.Bucket, key, exp, q)
 	if err != nil {
@@ -337,7 +399,8 @@ func (d *Driver) PresignPart(ctx context.Context, key, uploadID string, part int
 	if uploadID == "" {
 		return drivers.Grant{}, fmt.Errorf("%w: empty upload id", drivers.ErrInvalid)
 	}
-	exp, at, err := d.expiry(expires)
+	now := d.now()
+	exp, at, creds, err := d.expiry(now, expires)
 	if err != nil {
 		return drivers.Grant{}, err
 	}
@@ -347,6 +410,20 @@ func (d *Driver) PresignPart(ctx context.Context, key, uploadID string, part int
 	if size > 0 {
 		h = http.Header{"Content-Length": {strconv.FormatInt(size, 10)}}
 		enf.Size = drivers.BySignature
+	}
+	var hs []s3compat.Header
+	if size > 0 {
+		hs = []s3compat.Header{{Name: "content-length", Value: h.Get("Content-Length")}}
+	}
+	if u, ok := d.fastSign(creds, &s3compat.SignRequest{
+		Method:  http.MethodPut,
+		Key:     key,
+		Query:   []s3compat.Param{{Name: "partNumber", Value: strconv.Itoa(part)}, {Name: "uploadId", Value: uploadID}},
+		Headers: hs,
+		Expires: exp,
+		Time:    now,
+	}); ok {
+		return drivers.Grant{Method: http.MethodPut, URL: u, Headers: map[string]string{}, ExpiresAt: at, Enforced: enf}, nil
 	}
 	u, err := d.signer.PresignHeader(ctx, http.MethodPut, d.set.Bucket, key, exp, q, h)
 	if err != nil {

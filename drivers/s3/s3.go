@@ -15,10 +15,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -67,9 +71,13 @@ type Driver struct {
 	where   string
 	client  *s3.Client
 	presign *s3.PresignClient
-	creds   aws.CredentialsProvider
-	log     *slog.Logger
-	now     func() time.Time
+	// fast signs PUT, part and GET grants without the SDK's middleware
+	// stack and endpoint resolution; nil when the bucket's address or
+	// signing scheme is one it does not handle, and then presign signs.
+	fast  *s3compat.Presigner
+	creds aws.CredentialsProvider
+	log   *slog.Logger
+	now   func() time.Time
 }
 
 var (
@@ -83,8 +91,8 @@ func newDriver(set s3compat.Settings, cfg aws.Config, log *slog.Logger) *Driver 
 	if log == nil {
 		log = slog.Default()
 	}
-	client := func(ep string) *s3.Client {
-		return s3.NewFromConfig(cfg, func(o *s3.Options) {
+	client := func(ep string, more ...func(*s3.Options)) *s3.Client {
+		return s3.NewFromConfig(cfg, append([]func(*s3.Options){func(o *s3.Options) {
 			if ep != "" {
 				o.BaseEndpoint = aws.String(ep)
 			}
@@ -93,7 +101,7 @@ func newDriver(set s3compat.Settings, cfg aws.Config, log *slog.Logger) *Driver 
 			// checksum-algorithm parameters that a browser cannot satisfy.
 			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
-		})
+		}}, more...)...)
 	}
 	var ep, pub string
 	if set.Endpoint != nil {
@@ -115,22 +123,63 @@ func newDriver(set s3compat.Settings, cfg aws.Config, log *slog.Logger) *Driver 
 	} else {
 		d.presign = s3.NewPresignClient(client(pub))
 	}
+	d.fast = fastPresigner(set, client(pub, func(o *s3.Options) {
+		// Probe credentials: the probe must not reach a credential
+		// source (an instance role) when the driver opens.
+		o.Credentials = credentials.NewStaticCredentialsProvider("probe", "probe", "")
+	}), log)
 	return d
+}
+
+// fastPresigner resolves, once, the URL at which the SDK addresses the
+// bucket (path-style or virtual-host, public_endpoint or AWS's regional
+// host) by presigning a probe key with it, and builds the fast signer on
+// that address. It returns nil, and grants are signed by the SDK, when
+// the SDK signs this bucket in a way the fast path does not repeat.
+func fastPresigner(set s3compat.Settings, probe *s3.Client, log *slog.Logger) *s3compat.Presigner {
+	if strings.HasSuffix(set.Bucket, "--x-s3") {
+		return nil // S3 Express directory buckets sign with session keys
+	}
+	req, err := s3.NewPresignClient(probe).PresignGetObject(context.Background(),
+		&s3.GetObjectInput{Bucket: aws.String(set.Bucket), Key: aws.String(s3compat.ProbeKey)},
+		s3.WithPresignExpires(time.Minute))
+	if err == nil {
+		var u *url.URL
+		if u, err = url.Parse(req.URL); err == nil {
+			var p *s3compat.Presigner
+			if p, err = s3compat.NewPresigner(u, set.Region); err == nil {
+				return p
+			}
+		}
+	}
+	log.Debug("s3: grants are signed by the SDK", "bucket", set.Bucket, "reason", err)
+	return nil
 }
 
 // Capabilities of S3 and of stores that implement its signatures.
 func (d *Driver) Capabilities() drivers.Capabilities { return s3compat.Capabilities() }
 
-// expiry clamps a grant to the credentials' own life.
-func (d *Driver) expiry(ctx context.Context, want time.Duration) (time.Duration, time.Time, error) {
+// expiry clamps a grant to the credentials' own life. It returns the
+// credentials too, read from the provider's cache on every grant so that
+// rotated keys sign from the moment the SDK has them.
+func (d *Driver) expiry(ctx context.Context, now time.Time, want time.Duration) (time.Duration, time.Time, aws.Credentials, error) {
 	if d.creds == nil {
-		return 0, time.Time{}, fmt.Errorf("%w: %s: no credentials configured", drivers.ErrUnavailable, d.where)
+		return 0, time.Time{}, aws.Credentials{}, fmt.Errorf("%w: %s: no credentials configured", drivers.ErrUnavailable, d.where)
 	}
 	c, err := d.creds.Retrieve(ctx)
 	if err != nil {
-		return 0, time.Time{}, fmt.Errorf("%w: %s: cannot get credentials: %w", drivers.ErrUnavailable, d.where, err)
+		return 0, time.Time{}, c, fmt.Errorf("%w: %s: cannot get credentials: %w", drivers.ErrUnavailable, d.where, err)
 	}
-	return s3compat.Expiry(d.now(), want, c.CanExpire, c.Expires)
+	exp, at, err := s3compat.Expiry(now, want, c.CanExpire, c.Expires)
+	return exp, at, c, err
+}
+
+// fastSign signs r with the fast path; false means the SDK must.
+func (d *Driver) fastSign(c aws.Credentials, r *s3compat.SignRequest) (string, bool) {
+	if d.fast == nil {
+		return "", false
+	}
+	return d.fast.Presign(s3compat.Credentials{AccessKey: c.AccessKeyID, SecretKey: c.SecretAccessKey, SessionToken: c.SessionToken}, r)
 }
 
 // PresignPut signs a PUT of exactly c.Size bytes of c.ContentType.
@@ -138,9 +187,30 @@ func (d *Driver) PresignPut(ctx context.Context, key string, c drivers.Constrain
 	if err := s3compat.CheckPut(c); err != nil {
 		return drivers.Grant{}, err
 	}
-	exp, at, err := d.expiry(ctx, c.Expires)
+	now := d.now()
+	exp, at, creds, err := d.expiry(ctx, now, c.Expires)
 	if err != nil {
 		return drivers.Grant{}, err
+	}
+	enf := s3compat.PutEnforced(c)
+	if c.Size == 0 {
+		// SigV4 in this SDK signs Content-Length only when it is
+		// positive: an empty upload's length is checked on completion.
+		enf.Size = drivers.AfterUpload
+	}
+	// The fast path signs what the SDK signs, with one exception: the
+	// SDK drops Content-Type from an empty upload's signature, the fast
+	// path keeps it, as the grant's "content_type: signature" promises.
+	var hs [8]s3compat.Header
+	if u, ok := d.fastSign(creds, &s3compat.SignRequest{
+		Method:  http.MethodPut,
+		Key:     key,
+		Query:   []s3compat.Param{{Name: "x-id", Value: "PutObject"}},
+		Headers: s3compat.PutSignedHeaders(hs[:0], c, c.Size > 0),
+		Expires: exp,
+		Time:    now,
+	}); ok {
+		return drivers.Grant{Method: http.MethodPut, URL: u, Headers: s3compat.PutHeaders(c), ExpiresAt: at, Enforced: enf}, nil
 	}
 	in := &s3.PutObjectInput{
 		Bucket:        &d.set.Bucket,
@@ -157,15 +227,9 @@ func (d *Driver) PresignPut(ctx context.Context, key string, c drivers.Constrain
 	if c.ChecksumSHA256 != "" {
 		in.ChecksumSHA256 = aws.String(c.ChecksumSHA256)
 	}
-	req, err := d.presign.PresignPutObject(ctx, in, s3.WithPresignExpires(exp))
+	req, err := d.presign.PresignPutObject(ctx, in, s3.WithPresignExpires(exp), d.signAt(now))
 	if err != nil {
 		return drivers.Grant{}, fmt.Errorf("presign put %q on %s: %w", key, d.where, err)
-	}
-	enf := s3compat.PutEnforced(c)
-	if c.Size == 0 {
-		// SigV4 in this SDK signs Content-Length only when it is
-		// positive: an empty upload's length is checked on completion.
-		enf.Size = drivers.AfterUpload
 	}
 	return drivers.Grant{
 		Method:    http.MethodPut,
@@ -181,7 +245,7 @@ func (d *Driver) PresignPost(ctx context.Context, key string, c drivers.Constrai
 	if c.MaxSize <= 0 {
 		return drivers.Grant{}, fmt.Errorf("%w: a POST policy needs a positive max size", drivers.ErrInvalid)
 	}
-	exp, at, err := d.expiry(ctx, c.Expires)
+	exp, at, _, err := d.expiry(ctx, d.now(), c.Expires)
 	if err != nil {
 		return drivers.Grant{}, err
 	}
@@ -209,15 +273,24 @@ func (d *Driver) PresignPost(ctx context.Context, key string, c drivers.Constrai
 
 // PresignGet signs a download, offering o.Filename to browsers.
 func (d *Driver) PresignGet(ctx context.Context, key string, o drivers.GetOptions) (drivers.Grant, error) {
-	exp, at, err := d.expiry(ctx, o.Expires)
+	now := d.now()
+	exp, at, creds, err := d.expiry(ctx, now, o.Expires)
 	if err != nil {
 		return drivers.Grant{}, err
 	}
+	cd := s3compat.ContentDisposition(o.Filename)
+	q := []s3compat.Param{{Name: "x-id", Value: "GetObject"}}
+	if cd != "" {
+		q = append(q, s3compat.Param{Name: "response-content-disposition", Value: cd})
+	}
+	if u, ok := d.fastSign(creds, &s3compat.SignRequest{Method: http.MethodGet, Key: key, Query: q, Expires: exp, Time: now}); ok {
+		return drivers.Grant{Method: http.MethodGet, URL: u, Headers: map[string]string{}, ExpiresAt: at}, nil
+	}
 	in := &s3.GetObjectInput{Bucket: &d.set.Bucket, Key: &key}
-	if cd := s3compat.ContentDisposition(o.Filename); cd != "" {
+	if cd != "" {
 		in.ResponseContentDisposition = aws.String(cd)
 	}
-	req, err := d.presign.PresignGetObject(ctx, in, s3.WithPresignExpires(exp))
+	req, err := d.presign.PresignGetObject(ctx, in, s3.WithPresignExpires(exp), d.signAt(now))
 	if err != nil {
 		return drivers.Grant{}, fmt.Errorf("presign get %q on %s: %w", key, d.where, err)
 	}
@@ -344,7 +417,8 @@ func (d *Driver) PresignPart(ctx context.Context, key, uploadID string, part int
 	if uploadID == "" {
 		return drivers.Grant{}, fmt.Errorf("%w: empty upload id", drivers.ErrInvalid)
 	}
-	exp, at, err := d.expiry(ctx, expires)
+	now := d.now()
+	exp, at, creds, err := d.expiry(ctx, now, expires)
 	if err != nil {
 		return drivers.Grant{}, err
 	}
@@ -359,7 +433,21 @@ func (d *Driver) PresignPart(ctx context.Context, key, uploadID string, part int
 		in.ContentLength = aws.Int64(size)
 		enf.Size = drivers.BySignature
 	}
-	req, err := d.presign.PresignUploadPart(ctx, in, s3.WithPresignExpires(exp))
+	var hs []s3compat.Header
+	if size > 0 {
+		hs = []s3compat.Header{{Name: "content-length", Value: strconv.FormatInt(size, 10)}}
+	}
+	if u, ok := d.fastSign(creds, &s3compat.SignRequest{
+		Method:  http.MethodPut,
+		Key:     key,
+		Query:   []s3compat.Param{{Name: "partNumber", Value: strconv.Itoa(part)}, {Name: "uploadId", Value: uploadID}, {Name: "x-id", Value: "UploadPart"}},
+		Headers: hs,
+		Expires: exp,
+		Time:    now,
+	}); ok {
+		return drivers.Grant{Method: http.MethodPut, URL: u, Headers: map[string]string{}, ExpiresAt: at, Enforced: enf}, nil
+	}
+	req, err := d.presign.PresignUploadPart(ctx, in, s3.WithPresignExpires(exp), d.signAt(now))
 	if err != nil {
 		return drivers.Grant{}, fmt.Errorf("presign part %d of %q on %s: %w", part, key, d.where, err)
 	}
@@ -417,6 +505,24 @@ func (d *Driver) AbortMultipart(ctx context.Context, key, uploadID string) error
 		return d.mapErr("abort multipart", key, err)
 	}
 	return nil
+}
+
+// signAt makes the SDK sign at now, the instant the grant's expiry was
+// computed from, so ExpiresAt and the URL agree to the second.
+func (d *Driver) signAt(now time.Time) func(*s3.PresignOptions) {
+	return func(o *s3.PresignOptions) {
+		o.Presigner = atTime{o.Presigner, now}
+	}
+}
+
+// atTime is the SDK's presigner with the signing time fixed.
+type atTime struct {
+	s3.HTTPPresignerV4
+	t time.Time
+}
+
+func (a atTime) PresignHTTP(ctx context.Context, c aws.Credentials, r *http.Request, payloadHash, service, region string, _ time.Time, optFns ...func(*v4.SignerOptions)) (string, http.Header, error) {
+	return a.HTTPPresignerV4.PresignHTTP(ctx, c, r, payloadHash, service, region, a.t, optFns...)
 }
 
 func (d *Driver) mapErr(op, key string, err error) error {

@@ -68,6 +68,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("StoreDown", func(t *testing.T) { testStoreDown(t, open) })
 	t.Run("CORS", func(t *testing.T) { testCORS(t, s) })
 	t.Run("Metadata", func(t *testing.T) { testMetadata(t, s) })
+	t.Run("KeyEncoding", func(t *testing.T) { testKeyEncoding(t, s) })
 }
 
 // Key returns a fresh key under prefix so subtests never collide.
