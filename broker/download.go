@@ -86,7 +86,7 @@ func (b *Broker) download(c *gin.Context) {
 			unauth()
 			return
 		}
-		if info.Metadata[MetaPrincipal] != principalTag(p.ID) {
+		if info.Metadata[MetaPrincipal] != policy.PrincipalTag(p.ID) {
 			abort(c, errForbidden("this object belongs to another principal"))
 			return
 		}

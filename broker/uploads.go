@@ -3,7 +3,6 @@ package broker
 import (
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -240,20 +239,6 @@ type grantResponse struct {
 	CompleteURL string           `json:"complete_url"`
 }
 
-// principalTag is how a principal is written into object metadata, whose
-// values must be printable ASCII in every store.
-func principalTag(id string) string {
-	ok := len(id) > 0 && len(id) <= 256
-	for i := 0; ok && i < len(id); i++ {
-		ok = id[i] >= 0x21 && id[i] <= 0x7e
-	}
-	if ok && !strings.HasPrefix(id, "sha256:") {
-		return id
-	}
-	sum := sha256.Sum256([]byte(id))
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
-
 // baseURL is server.public_url, or what the request came in on when it is
 // not configured (development).
 func (b *Broker) baseURL(c *gin.Context) string {
@@ -371,7 +356,7 @@ func (b *Broker) grant(c *gin.Context, profName, backendName *string, granted *i
 	if meta == nil {
 		meta = make(map[string]string, 2)
 	}
-	meta[MetaPrincipal] = principalTag(p.ID)
+	meta[MetaPrincipal] = policy.PrincipalTag(p.ID)
 	meta[MetaProfile] = prof.Name
 	cons := drivers.Constraints{
 		ContentType: ctype, Size: size, MaxSize: size, Metadata: meta, NoOverwrite: true, Expires: prof.Expires,

@@ -3,9 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -22,17 +20,15 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"text/template"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/minio/minio-go/v7"
 
-	"github.com/upbroker/upbroker/broker"
-	"github.com/upbroker/upbroker/config"
 	"github.com/upbroker/upbroker/drivers"
-	_ "github.com/upbroker/upbroker/drivers/all"
 	"github.com/upbroker/upbroker/internal/apitest"
+	"github.com/upbroker/upbroker/internal/app"
+	"github.com/upbroker/upbroker/internal/apptest"
 	"github.com/upbroker/upbroker/internal/testenv"
 )
 
@@ -73,7 +69,7 @@ type stackOptions struct {
 }
 
 // newStack starts MinIO when asked, builds the broker from yamlTmpl exactly
-// as upbroker serve does (config.Parse, drivers.Open, broker.New), serves it
+// as upbroker serve does (config.Parse, app.Build), serves it
 // on 127.0.0.1 together with the test pages, and starts Chromium.
 func newStack(t *testing.T, yamlTmpl string, o stackOptions) *stack {
 	t.Helper()
@@ -112,23 +108,9 @@ func newStack(t *testing.T, yamlTmpl string, o stackOptions) *stack {
 		v.AccessKey, v.SecretKey, v.Bucket = s.minio.AccessKey, s.minio.SecretKey, s.bucket
 	}
 
-	var yaml bytes.Buffer
-	if err := template.Must(template.New("config").Option("missingkey=error").Parse(yamlTmpl)).Execute(&yaml, v); err != nil {
-		t.Fatalf("config template: %v", err)
-	}
-	cfg, err := config.Parse(yaml.Bytes(), config.LoadOptions{
-		BackendSpec: func(name string) (keys, required, secret []string, ok bool) {
-			spec, ok := drivers.Lookup(name)
-			return spec.Keys, spec.Required, spec.Secret, ok
-		},
-		Drivers:   drivers.Names(),
-		LookupEnv: func(string) (string, bool) { return "", false },
-	})
-	if err != nil {
-		t.Fatalf("config:\n%s\n%v", yaml.String(), err)
-	}
+	cfg := apptest.Render(t, yamlTmpl, v)
 
-	logs := &lockedBuffer{}
+	logs := &testenv.LockedBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -136,32 +118,17 @@ func newStack(t *testing.T, yamlTmpl string, o stackOptions) *stack {
 		}
 	})
 
-	ctx := context.Background()
-	s.Backends = map[string]drivers.Driver{}
-	for name, b := range cfg.Backends {
-		mac := hmac.New(sha256.New, key)
-		mac.Write([]byte("backend:" + name))
-		d, err := drivers.Open(ctx, b.Driver, drivers.Settings(b.Settings), drivers.Env{
-			Backend: name, BaseURL: v.PublicURL, SigningKey: mac.Sum(nil), Logger: logger,
-		})
-		if err != nil {
-			t.Fatalf("open backend %s: %v", name, err)
-		}
-		t.Cleanup(func() { _ = d.Close() })
-		s.Backends[name] = d
-	}
-	b, err := broker.New(broker.Options{
-		Config: cfg, Backends: s.Backends, TicketKeys: [][]byte{key}, Logger: logger,
-	})
+	a, err := app.Build(context.Background(), cfg, app.Options{Logger: logger})
 	if err != nil {
-		t.Fatalf("broker.New: %v", err)
+		t.Fatalf("app.Build: %v", err)
 	}
-	t.Cleanup(func() { _ = b.Close() })
+	t.Cleanup(func() { _ = a.Close() })
+	s.Backends = a.Backends
 
 	// Everything the broker answers, the browser's traffic included, is
 	// checked against the OpenAPI document. The gate stays outside the
 	// check: its made-up store failures are not the broker's answers.
-	checked := apitest.Wrap(t, b.Handler())
+	checked := apitest.Wrap(t, a.Handler())
 	api := checked
 	if !o.minio {
 		// The file driver's upload URLs point at the broker itself.
@@ -196,7 +163,7 @@ func testPages(t *testing.T, api http.Handler) http.Handler {
 	mux.Handle("/", api)
 	// The requests the page made, shown when a test fails: the first
 	// thing to read when a client and the broker disagree.
-	requests := &lockedBuffer{}
+	requests := &testenv.LockedBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("--- requests to the broker ---\n%s", requests.String())
@@ -438,23 +405,6 @@ func receive(t *testing.T, what string, ch <-chan string) string {
 		t.Fatalf("no %s within %v", what, waitLimit)
 		return ""
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // writeFile writes test data into a temporary folder and returns its path.

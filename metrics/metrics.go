@@ -10,7 +10,10 @@
 package metrics
 
 import (
+	"maps"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +46,48 @@ type Metrics struct {
 	backendErrors     *prometheus.CounterVec
 	rateLimited       *prometheus.CounterVec
 	webhookDeliveries *prometheus.CounterVec
+
+	// Children of the per-request series, looked up once per label set.
+	grantC, completionC    children[prometheus.Counter]
+	grantBytesC, verifiedC children[prometheus.Counter]
+	presignC, backendCallC children[prometheus.Observer]
+}
+
+// labels3 are up to three label values; unused ones are "".
+type labels3 struct{ a, b, c string }
+
+// children caches a vector's children by label values. client_golang
+// hashes and checks every value on each WithLabelValues; these label sets
+// are small and fixed (config names and code constants), so after the
+// first use of a set a lookup is one atomic load and one map read. The
+// map is copied on write: a miss is rare, a lock on every hit is not.
+type children[V any] struct {
+	m  atomic.Pointer[map[labels3]V]
+	mu sync.Mutex
+}
+
+func (c *children[V]) get(k labels3, create func() V) V {
+	if m := c.m.Load(); m != nil {
+		if v, ok := (*m)[k]; ok {
+			return v
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.m.Load()
+	if old != nil {
+		if v, ok := (*old)[k]; ok {
+			return v
+		}
+	}
+	next := map[labels3]V{}
+	if old != nil {
+		next = maps.Clone(*old)
+	}
+	v := create()
+	next[k] = v
+	c.m.Store(&next)
+	return v
 }
 
 // New builds the collectors on a fresh registry, with the standard Go
@@ -108,28 +153,38 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // Grant counts a grant request; bytes are added only when it succeeded.
 func (m *Metrics) Grant(profile, backend, result string, bytes int64) {
-	m.grants.WithLabelValues(profile, backend, result).Inc()
+	m.grantC.get(labels3{profile, backend, result}, func() prometheus.Counter {
+		return m.grants.WithLabelValues(profile, backend, result)
+	}).Inc()
 	if result == "ok" && bytes > 0 {
-		m.bytesGranted.WithLabelValues(profile, backend).Add(float64(bytes))
+		m.grantBytesC.get(labels3{profile, backend, ""}, func() prometheus.Counter {
+			return m.bytesGranted.WithLabelValues(profile, backend)
+		}).Add(float64(bytes))
 	}
 }
 
 // Completion counts a completion. Any reason other than "ok" is also a
 // rejection, so alerts can watch one counter.
 func (m *Metrics) Completion(profile, backend, reason string, bytes int64) {
-	m.completions.WithLabelValues(profile, backend, reason).Inc()
+	m.completionC.get(labels3{profile, backend, reason}, func() prometheus.Counter {
+		return m.completions.WithLabelValues(profile, backend, reason)
+	}).Inc()
 	if reason != "ok" {
 		m.rejections.WithLabelValues(profile, backend, reason).Inc()
 		return
 	}
 	if bytes > 0 {
-		m.bytesVerified.WithLabelValues(profile, backend).Add(float64(bytes))
+		m.verifiedC.get(labels3{profile, backend, ""}, func() prometheus.Counter {
+			return m.bytesVerified.WithLabelValues(profile, backend)
+		}).Add(float64(bytes))
 	}
 }
 
 // Presign observes the time one signature took.
 func (m *Metrics) Presign(backend, op string, d time.Duration) {
-	m.presign.WithLabelValues(backend, op).Observe(d.Seconds())
+	m.presignC.get(labels3{backend, op, ""}, func() prometheus.Observer {
+		return m.presign.WithLabelValues(backend, op)
+	}).Observe(d.Seconds())
 }
 
 // BackendCall observes one store call, and counts it as an error when it
@@ -140,7 +195,9 @@ func (m *Metrics) BackendCall(backend, op string, d time.Duration, err error) {
 		outcome = "error"
 		m.backendErrors.WithLabelValues(backend, op).Inc()
 	}
-	m.backendCalls.WithLabelValues(backend, op, outcome).Observe(d.Seconds())
+	m.backendCallC.get(labels3{backend, op, outcome}, func() prometheus.Observer {
+		return m.backendCalls.WithLabelValues(backend, op, outcome)
+	}).Observe(d.Seconds())
 }
 
 // RateLimited counts a refusal by the limiter.

@@ -5,7 +5,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -184,4 +186,89 @@ func scrape(t *testing.T, m *metrics.Metrics) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// BenchmarkDirectUploadMetrics records what one direct upload records:
+// a grant, its signature, the completion's stat, and the completion.
+func BenchmarkDirectUploadMetrics(b *testing.B) {
+	m := metrics.New()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			m.Grant("images", "minio", "ok", 4<<20)
+			m.Presign("minio", "put", 20*time.Microsecond)
+			m.BackendCall("minio", "stat", 300*time.Microsecond, nil)
+			m.Completion("images", "minio", "ok", 4<<20)
+		}
+	})
+}
+
+// TestConcurrentFirstUse records label sets for the first time from many
+// goroutines at once: every record must land on its own series.
+func TestConcurrentFirstUse(t *testing.T) {
+	m := metrics.New()
+	sets := []struct{ profile, backend, result string }{
+		{"images", "minio", "ok"},
+		{"images", "minio", "too_large"},
+		{"images", "local", "ok"},
+		{"docs", "minio", "ok"},
+	}
+	const perSet = 200
+	var wg sync.WaitGroup
+	for _, s := range sets {
+		for range perSet {
+			wg.Go(func() {
+				m.Grant(s.profile, s.backend, s.result, 10)
+				m.BackendCall(s.backend, s.result, time.Millisecond, nil)
+			})
+		}
+	}
+	wg.Wait()
+	// series maps "metric{profile,backend,result-or-op}" to its count.
+	series := map[string]float64{}
+	gathered, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range gathered {
+		for _, mm := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, lp := range mm.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			switch mf.GetName() {
+			case "upbroker_grants_total":
+				series["grants{"+l["profile"]+","+l["backend"]+","+l["result"]+"}"] = mm.GetCounter().GetValue()
+			case "upbroker_granted_bytes_total":
+				series["bytes{"+l["profile"]+","+l["backend"]+"}"] = mm.GetCounter().GetValue()
+			case "upbroker_backend_call_duration_seconds":
+				series["calls{"+l["backend"]+","+l["operation"]+"}"] = float64(mm.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	want := map[string]float64{}
+	for _, s := range sets {
+		want["grants{"+s.profile+","+s.backend+","+s.result+"}"] = perSet
+		want["calls{"+s.backend+","+s.result+"}"] += perSet
+		if s.result == "ok" {
+			want["bytes{"+s.profile+","+s.backend+"}"] += 10 * perSet
+		}
+	}
+	for _, k := range sortedKeys(want) {
+		if series[k] != want[k] {
+			t.Errorf("%s = %v, want %v", k, series[k], want[k])
+		}
+	}
+	if len(series) != len(want) {
+		t.Errorf("got series %v, want exactly %v", series, want)
+	}
+}
+
+func sortedKeys(m map[string]float64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

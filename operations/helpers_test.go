@@ -3,9 +3,7 @@ package operations_test
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -14,20 +12,16 @@ import (
 	"net/http/httptest"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
-	"text/template"
 	"time"
 
 	"github.com/upbroker/upbroker/auth"
 	"github.com/upbroker/upbroker/broker"
-	"github.com/upbroker/upbroker/config"
-	"github.com/upbroker/upbroker/drivers"
-	_ "github.com/upbroker/upbroker/drivers/all"
 	"github.com/upbroker/upbroker/internal/apitest"
+	"github.com/upbroker/upbroker/internal/app"
+	"github.com/upbroker/upbroker/internal/apptest"
 	"github.com/upbroker/upbroker/internal/testenv"
 	"github.com/upbroker/upbroker/metrics"
-	"github.com/upbroker/upbroker/ratelimit"
 	"github.com/upbroker/upbroker/webhook"
 )
 
@@ -120,16 +114,15 @@ type stack struct {
 	// Handler is the broker's handler behind the OpenAPI check.
 	Handler    http.Handler
 	Dispatcher *webhook.Dispatcher
-	Logs       *lockedBuffer
+	Logs       *testenv.LockedBuffer
 	client     *http.Client
 }
 
-// newStack parses the config with config.Parse, opens the backends with
-// derived signing keys, and builds auth, the rate limiter, the metrics,
-// the webhook dispatcher and the broker, as cmd/upbroker's serve does.
+// newStack parses the config with config.Parse and builds the broker with
+// app.Build, as cmd/upbroker's serve does.
 func newStack(t *testing.T, o stackOptions) *stack {
 	t.Helper()
-	s := &stack{Logs: &lockedBuffer{}}
+	s := &stack{Logs: &testenv.LockedBuffer{}}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		t.Fatal(err)
@@ -146,21 +139,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 		v.MinIOEndpoint, v.AccessKey, v.SecretKey = m.Endpoint, m.AccessKey, m.SecretKey
 		v.Bucket = m.Bucket(t, "ops")
 	}
-	var yaml bytes.Buffer
-	if err := template.Must(template.New("config").Option("missingkey=error").Parse(baseYAML)).Execute(&yaml, v); err != nil {
-		t.Fatalf("config template: %v", err)
-	}
-	cfg, err := config.Parse(yaml.Bytes(), config.LoadOptions{
-		BackendSpec: func(name string) (keys, required, secret []string, ok bool) {
-			spec, ok := drivers.Lookup(name)
-			return spec.Keys, spec.Required, spec.Secret, ok
-		},
-		Drivers:   drivers.Names(),
-		LookupEnv: func(string) (string, bool) { return "", false },
-	})
-	if err != nil {
-		t.Fatalf("config:\n%s\n%v", yaml.String(), err)
-	}
+	cfg := apptest.Render(t, baseYAML, v)
 
 	logger := slog.New(slog.NewJSONHandler(s.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	t.Cleanup(func() {
@@ -168,47 +147,17 @@ func newStack(t *testing.T, o stackOptions) *stack {
 			t.Logf("--- broker log ---\n%s", s.Logs.String())
 		}
 	})
-	ctx := context.Background()
-	backends := map[string]drivers.Driver{}
-	for name, bc := range cfg.Backends {
-		mac := hmac.New(sha256.New, key)
-		mac.Write([]byte("upbroker backend " + name))
-		d, err := drivers.Open(ctx, bc.Driver, drivers.Settings(bc.Settings), drivers.Env{
-			Backend: name, BaseURL: cfg.Server.PublicURL, SigningKey: mac.Sum(nil), Logger: logger.With("backend", name),
-		})
-		if err != nil {
-			t.Fatalf("open backend %s: %v", name, err)
-		}
-		backends[name] = d
-	}
-	authn, err := auth.New(cfg.Auth, logger)
+	a, err := app.Build(context.Background(), cfg, app.Options{Logger: logger, Webhook: o.webhook})
 	if err != nil {
-		t.Fatal(err)
-	}
-	limiter, err := ratelimit.New(ctx, cfg.RateLimit, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Metrics = metrics.New()
-	wo := o.webhook
-	wo.Logger, wo.OnDelivery = logger, s.Metrics.WebhookDelivery
-	s.Dispatcher, err = webhook.NewDispatcher(cfg.Webhooks, wo)
-	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("app.Build: %v", err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 		defer cancel()
-		_ = s.Dispatcher.Close(ctx)
+		_ = a.Shutdown(ctx)
+		_ = a.Close()
 	})
-	s.Broker, err = broker.New(broker.Options{
-		Config: cfg, Backends: backends, TicketKeys: [][]byte{key}, Auth: authn,
-		Limiter: limiter, Events: s.Dispatcher, Metrics: s.Metrics, Logger: logger,
-	})
-	if err != nil {
-		t.Fatalf("broker.New: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Broker.Close() })
+	s.Metrics, s.Broker, s.Dispatcher = a.Metrics, a.Broker, a.Dispatcher
 	s.Handler = apitest.Wrap(t, s.Broker.Handler())
 	srv.Config.Handler = s.Handler
 	srv.Start()
@@ -326,23 +275,6 @@ func errCode(t *testing.T, r resp) string {
 		t.Fatalf("not an error body: %v: %s", err, r.Body)
 	}
 	return e.Error.Code
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // logLines decodes the JSON log lines whose msg is msg.

@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -26,34 +24,16 @@ import (
 	"time"
 
 	"github.com/upbroker/upbroker/auth"
-	"github.com/upbroker/upbroker/broker"
 	"github.com/upbroker/upbroker/config"
 	"github.com/upbroker/upbroker/drivers"
-	_ "github.com/upbroker/upbroker/drivers/all"
-	"github.com/upbroker/upbroker/ratelimit"
+	"github.com/upbroker/upbroker/internal/app"
+	"github.com/upbroker/upbroker/internal/apptest"
+	"github.com/upbroker/upbroker/internal/testenv"
 )
 
 // requestTimeout bounds one request: a deadline against a hung test, not
 // an assertion on speed.
 const requestTimeout = time.Minute
-
-// lockedBuffer collects the broker's log lines from many goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // statusLog remembers every 5xx that a broker answered, whatever the
 // route, so a suite can prove that no hostile input reached a crash path.
@@ -101,79 +81,37 @@ type instance struct {
 	URL      string
 	Config   *config.Config
 	Backends map[string]drivers.Driver
-	Logs     *lockedBuffer
+	Logs     *testenv.LockedBuffer
 	Errors   *statusLog
 	keys     [][]byte
 }
 
-// loadOptions are cmd/upbroker's: backend settings checked against the
-// driver registry. The environment is left out so that the test does not
-// depend on the caller's UPBROKER_* variables.
-func loadOptions() config.LoadOptions {
-	return config.LoadOptions{
-		BackendSpec: func(name string) (keys, required, secret []string, ok bool) {
-			s, ok := drivers.Lookup(name)
-			return s.Keys, s.Required, s.Secret, ok
-		},
-		Drivers:   drivers.Names(),
-		LookupEnv: func(string) (string, bool) { return "", false },
-	}
-}
-
 // startBroker builds a broker from the YAML that yaml returns for the
 // server's public URL, the same way cmd/upbroker/serve.go does:
-// config.Parse, drivers.Open (one signing key per backend, derived from the
-// ticket key), auth.New, ratelimit.New, broker.New.
+// config.Parse with the driver registry, then app.Build.
 func startBroker(t *testing.T, yaml func(publicURL string) string) *instance {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	publicURL := "http://" + srv.Listener.Addr().String()
 	text := yaml(publicURL)
-	cfg, err := config.Parse([]byte(text), loadOptions())
-	if err != nil {
-		t.Fatalf("config:\n%s\n%v", text, err)
-	}
-	in := &instance{URL: publicURL, Config: cfg, Logs: &lockedBuffer{}, Errors: &statusLog{}}
+	cfg := apptest.Parse(t, text)
+	in := &instance{URL: publicURL, Config: cfg, Logs: &testenv.LockedBuffer{}, Errors: &statusLog{}}
 	logger := slog.New(slog.NewTextHandler(in.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("--- log of the broker at %s ---\n%s", publicURL, in.Logs.String())
 		}
 	})
-	in.keys = cfg.TicketKeyBytes()
-	if len(in.keys) == 0 {
+	if len(cfg.TicketKeyBytes()) == 0 {
 		t.Fatal("test config has no secrets.ticket_keys")
 	}
-	ctx := context.Background()
-	in.Backends = map[string]drivers.Driver{}
-	for name, bc := range cfg.Backends {
-		mac := hmac.New(sha256.New, in.keys[0])
-		mac.Write([]byte("upbroker backend " + name))
-		d, err := drivers.Open(ctx, bc.Driver, drivers.Settings(bc.Settings), drivers.Env{
-			Backend: name, BaseURL: cfg.Server.PublicURL, SigningKey: mac.Sum(nil), Logger: logger.With("backend", name),
-		})
-		if err != nil {
-			t.Fatalf("backends.%s: %v", name, err)
-		}
-		in.Backends[name] = d
-	}
-	authn, err := auth.New(cfg.Auth, logger)
+	a, err := app.Build(context.Background(), cfg, app.Options{Logger: logger})
 	if err != nil {
-		t.Fatalf("auth.New: %v", err)
+		t.Fatalf("app.Build: %v", err)
 	}
-	limiter, err := ratelimit.New(ctx, cfg.RateLimit, logger)
-	if err != nil {
-		t.Fatalf("ratelimit.New: %v", err)
-	}
-	b, err := broker.New(broker.Options{
-		Config: cfg, Backends: in.Backends, TicketKeys: in.keys, Auth: authn, Limiter: limiter, Logger: logger,
-	})
-	if err != nil {
-		t.Fatalf("broker.New: %v", err)
-	}
-	// Close releases the backends and the limiter.
-	t.Cleanup(func() { _ = b.Close() })
-	h := b.Handler()
+	t.Cleanup(func() { _ = a.Close() })
+	in.keys, in.Backends = a.TicketKeys, a.Backends
+	h := a.Handler()
 	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w}
 		h.ServeHTTP(rec, r)

@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 )
@@ -54,4 +56,23 @@ func CheckMetadata(m map[string]string) error {
 		return &FieldError{"metadata", fmt.Sprintf("keys and values exceed %d bytes in all", MaxMetadataBytes)}
 	}
 	return nil
+}
+
+// PrincipalTag is how a principal is written into object metadata (the
+// reserved upbrokerprincipal key), whose values must be printable ASCII in
+// every store: the ID itself when it is printable ASCII of at most 256
+// bytes, else "sha256:" and the hex SHA-256 of it. The broker's grants,
+// Companion's routes and the ownership check on download all call this
+// one function, because a tag written one way and compared another would
+// lock owners out of their own objects.
+func PrincipalTag(id string) string {
+	ok := len(id) > 0 && len(id) <= 256
+	for i := 0; ok && i < len(id); i++ {
+		ok = id[i] >= 0x21 && id[i] <= 0x7e
+	}
+	if ok && !strings.HasPrefix(id, "sha256:") {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return "sha256:" + hex.EncodeToString(sum[:])
 }

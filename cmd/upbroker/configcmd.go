@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/upbroker/upbroker/config"
+	"github.com/upbroker/upbroker/internal/app"
 )
 
 func newConfigCmd() *cobra.Command {
@@ -28,7 +29,7 @@ No connection is made: a valid config may still fail to reach its stores.`,
   UPBROKER_SERVER_ADDR=0.0.0.0:8080 upbroker config check upbroker.yaml`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := config.Load(args[0], loadOptions())
+			cfg, err := config.Load(args[0], app.LoadOptions())
 			if err != nil {
 				var es config.Errors
 				if errors.As(err, &es) {

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/upbroker/upbroker/config"
 	"github.com/upbroker/upbroker/drivers"
 	_ "github.com/upbroker/upbroker/drivers/all" // register every driver
 )
@@ -64,18 +63,6 @@ func (g *globals) logger(w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format: %q is neither json nor text", g.logFormat)
-}
-
-// loadOptions wires the driver registry into config loading, which may not
-// import drivers itself.
-func loadOptions() config.LoadOptions {
-	return config.LoadOptions{
-		BackendSpec: func(name string) (keys, required, secret []string, ok bool) {
-			s, ok := drivers.Lookup(name)
-			return s.Keys, s.Required, s.Secret, ok
-		},
-		Drivers: drivers.Names(),
-	}
 }
 
 // isSecret tells config redaction which backend settings to hide. An

@@ -107,7 +107,7 @@ func (h *Handler) objectMeta(client map[string]string, p auth.Principal) map[str
 	for k, v := range client {
 		m[k] = v
 	}
-	m[MetaPrincipal] = principalTag(p.ID)
+	m[MetaPrincipal] = policy.PrincipalTag(p.ID)
 	m[MetaProfile] = h.prof.Name
 	return m
 }
@@ -179,7 +179,7 @@ func (h *Handler) params(w http.ResponseWriter, r *http.Request, _ []string) *ap
 	if len(g.Headers) > 0 {
 		resp["headers"] = g.Headers
 	}
-	h.log.InfoContext(r.Context(), "companion post policy", "key", key, "principal", principalTag(p.ID), "content_type", ctype)
+	h.log.InfoContext(r.Context(), "companion post policy", "key", key, "principal", policy.PrincipalTag(p.ID), "content_type", ctype)
 	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
@@ -255,7 +255,7 @@ func (h *Handler) createMultipart(w http.ResponseWriter, r *http.Request, _ []st
 	if err != nil {
 		return storeError("create multipart", err, "no such bucket")
 	}
-	h.log.InfoContext(r.Context(), "companion multipart created", "key", key, "principal", principalTag(p.ID), "content_type", ctype)
+	h.log.InfoContext(r.Context(), "companion multipart created", "key", key, "principal", policy.PrincipalTag(p.ID), "content_type", ctype)
 	writeJSON(w, http.StatusOK, map[string]string{"key": key, "uploadId": id, "bucket": h.bucket})
 	return nil
 }

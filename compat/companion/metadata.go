@@ -2,8 +2,6 @@ package companion
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"mime"
@@ -79,19 +77,4 @@ func normalizeMetadata(raw map[string]string) (map[string]string, *apiError) {
 		return nil, badField("metadata", "%v", err)
 	}
 	return out, nil
-}
-
-// principalTag is the value of MetaPrincipal. It must equal the broker's
-// (broker.principalTag), which compares it on download: the ID itself when
-// it is printable ASCII of at most 256 bytes, else a SHA-256 of it.
-func principalTag(id string) string {
-	ok := len(id) > 0 && len(id) <= 256
-	for i := 0; ok && i < len(id); i++ {
-		ok = id[i] >= 0x21 && id[i] <= 0x7e
-	}
-	if ok && !strings.HasPrefix(id, "sha256:") {
-		return id
-	}
-	sum := sha256.Sum256([]byte(id))
-	return "sha256:" + hex.EncodeToString(sum[:])
 }

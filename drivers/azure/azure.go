@@ -54,9 +54,10 @@ func init() {
 	})
 }
 
-// Driver is one Azure Blob container.
+// Driver is one Azure Blob container. The embedded store serves Stat,
+// ReadRange, Delete, List, Ping and Close.
 type Driver struct {
-	store     gocloudblob.Store
+	gocloudblob.Store
 	cred      *azblob.SharedKeyCredential
 	container string
 	// containerURL is the service URL plus the container, no trailing slash.
@@ -148,7 +149,7 @@ func Open(ctx context.Context, s drivers.Settings, env drivers.Env) (*Driver, er
 	if err != nil {
 		return nil, fmt.Errorf("%w: azure container %q: %w", drivers.ErrConfig, cont, err)
 	}
-	d.store = gocloudblob.Store{Bucket: b, Name: cont}
+	d.Store = gocloudblob.Store{Bucket: b, Name: cont}
 	return d, nil
 }
 
@@ -250,7 +251,7 @@ func (d *Driver) PresignPut(ctx context.Context, key string, c drivers.Constrain
 func (d *Driver) PresignGet(ctx context.Context, key string, o drivers.GetOptions) (drivers.Grant, error) {
 	var cd string
 	if o.Filename != "" {
-		cd = contentDisposition(o.Filename)
+		cd = drivers.ContentDisposition(o.Filename)
 	}
 	u, exp, err := d.sign(key, sas.BlobPermissions{Read: true}, cd, o.Expires)
 	if err != nil {
@@ -296,39 +297,3 @@ func (d *Driver) blobURL(key string) string {
 	}
 	return d.containerURL + "/" + strings.Join(segs, "/")
 }
-
-func contentDisposition(filename string) string {
-	var ascii strings.Builder
-	for _, r := range filename {
-		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
-			ascii.WriteByte('_')
-			continue
-		}
-		ascii.WriteRune(r)
-	}
-	return fmt.Sprintf(`attachment; filename="%s"; filename*=UTF-8''%s`, ascii.String(), url.PathEscape(filename))
-}
-
-// Stat describes the object at key.
-func (d *Driver) Stat(ctx context.Context, key string) (drivers.ObjectInfo, error) {
-	return d.store.Stat(ctx, key)
-}
-
-// ReadRange reads at most n bytes from off.
-func (d *Driver) ReadRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
-	return d.store.ReadRange(ctx, key, off, n)
-}
-
-// Delete removes key.
-func (d *Driver) Delete(ctx context.Context, key string) error { return d.store.Delete(ctx, key) }
-
-// List lists objects under prefix.
-func (d *Driver) List(ctx context.Context, prefix string) ([]drivers.ObjectInfo, error) {
-	return d.store.List(ctx, prefix)
-}
-
-// Ping checks that the container answers.
-func (d *Driver) Ping(ctx context.Context) error { return d.store.Ping(ctx) }
-
-// Close releases the bucket.
-func (d *Driver) Close() error { return d.store.Close() }

@@ -61,9 +61,10 @@ func init() {
 	})
 }
 
-// Driver is one GCS bucket.
+// Driver is one GCS bucket. The embedded store serves Stat, ReadRange,
+// Delete, List and Ping; Close is the driver's own, for its clients.
 type Driver struct {
-	store    gocloudblob.Store
+	gocloudblob.Store
 	bucket   string
 	accessID string
 	// hostname and insecure point signed URLs at an emulator; empty for
@@ -205,7 +206,7 @@ func Open(ctx context.Context, s drivers.Settings, env drivers.Env) (*Driver, er
 		_ = d.Close()
 		return nil, fmt.Errorf("%w: gcs bucket %q: %w", drivers.ErrConfig, bucket, err)
 	}
-	d.store = gocloudblob.Store{Bucket: b, Name: bucket}
+	d.Store = gocloudblob.Store{Bucket: b, Name: bucket}
 	return d, nil
 }
 
@@ -283,7 +284,7 @@ func (d *Driver) PresignPut(ctx context.Context, key string, c drivers.Constrain
 func (d *Driver) PresignGet(ctx context.Context, key string, o drivers.GetOptions) (drivers.Grant, error) {
 	var q url.Values
 	if o.Filename != "" {
-		q = url.Values{"response-content-disposition": {contentDisposition(o.Filename)}}
+		q = url.Values{"response-content-disposition": {drivers.ContentDisposition(o.Filename)}}
 	}
 	u, exp, err := d.sign(ctx, key, http.MethodGet, "", false, nil, q, o.Expires)
 	if err != nil {
@@ -299,7 +300,7 @@ func (d *Driver) sign(ctx context.Context, key, method, contentType string, abse
 	if expires > maxExpiry {
 		expires = maxExpiry
 	}
-	u, err := d.store.Bucket.SignedURL(ctx, key, &blob.SignedURLOptions{
+	u, err := d.Bucket.SignedURL(ctx, key, &blob.SignedURLOptions{
 		Method:                   method,
 		Expiry:                   expires,
 		ContentType:              contentType,
@@ -350,47 +351,12 @@ func expiryOf(raw string) (time.Time, error) {
 	return t.Add(time.Duration(secs) * time.Second), nil
 }
 
-// contentDisposition offers filename as an attachment, with an ASCII
-// fallback and the RFC 5987 form for anything else.
-func contentDisposition(filename string) string {
-	var ascii strings.Builder
-	for _, r := range filename {
-		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
-			ascii.WriteByte('_')
-			continue
-		}
-		ascii.WriteRune(r)
-	}
-	return fmt.Sprintf(`attachment; filename="%s"; filename*=UTF-8''%s`, ascii.String(), url.PathEscape(filename))
-}
-
-// Stat describes the object at key.
-func (d *Driver) Stat(ctx context.Context, key string) (drivers.ObjectInfo, error) {
-	return d.store.Stat(ctx, key)
-}
-
-// ReadRange reads at most n bytes from off.
-func (d *Driver) ReadRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
-	return d.store.ReadRange(ctx, key, off, n)
-}
-
-// Delete removes key.
-func (d *Driver) Delete(ctx context.Context, key string) error { return d.store.Delete(ctx, key) }
-
-// List lists objects under prefix.
-func (d *Driver) List(ctx context.Context, prefix string) ([]drivers.ObjectInfo, error) {
-	return d.store.List(ctx, prefix)
-}
-
-// Ping checks that the bucket answers.
-func (d *Driver) Ping(ctx context.Context) error { return d.store.Ping(ctx) }
-
 // Close releases the clients.
 func (d *Driver) Close() error {
 	var errs []error
-	if d.store.Bucket != nil {
+	if d.Bucket != nil {
 		// The bucket does not own a client passed in Options.Client.
-		errs = append(errs, d.store.Close())
+		errs = append(errs, d.Store.Close())
 	}
 	for _, c := range d.closers {
 		errs = append(errs, c())

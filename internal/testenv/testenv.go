@@ -71,23 +71,27 @@ func FreePort(t testing.TB) int {
 type Proc struct {
 	Name string
 	Cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *LockedBuffer
 	done chan struct{}
 	err  error
 }
 
-type lockedBuffer struct {
+// LockedBuffer collects output written from many goroutines (a child
+// process, a server's logger) and can be read while writes go on.
+type LockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (l *LockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+// String is everything written so far.
+func (l *LockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
@@ -98,7 +102,7 @@ func (l *lockedBuffer) String() string {
 // failed.
 func Start(t testing.TB, name string, env []string, bin string, args ...string) *Proc {
 	t.Helper()
-	p := &Proc{Name: name, out: &lockedBuffer{}, done: make(chan struct{})}
+	p := &Proc{Name: name, out: &LockedBuffer{}, done: make(chan struct{})}
 	p.Cmd = exec.Command(bin, args...)
 	p.Cmd.Env = append(os.Environ(), env...)
 	p.Cmd.Stdout = p.out
