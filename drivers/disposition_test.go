@@ -16,6 +16,8 @@ func TestContentDisposition(t *testing.T) {
 		{"control bytes", "a\r\nb.txt", `attachment; filename="a__b.txt"; filename*=UTF-8''a%0D%0Ab.txt`},
 		{"one underscore per rune", "日本.txt", `attachment; filename="__.txt"; filename*=UTF-8''%E6%97%A5%E6%9C%AC.txt`},
 		{"slash escaped", "a/b.txt", `attachment; filename="a/b.txt"; filename*=UTF-8''a%2Fb.txt`},
+		{"equals and semicolon escaped", "a=b;c.txt", `attachment; filename="a=b;c.txt"; filename*=UTF-8''a%3Db%3Bc.txt`},
+		{"percent escaped", "100%.txt", `attachment; filename="100%.txt"; filename*=UTF-8''100%25.txt`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -7,7 +7,6 @@ package s3compat
 
 import (
 	"fmt"
-	"mime"
 	"net/url"
 	"sort"
 	"strconv"
@@ -334,10 +333,7 @@ func ContentDisposition(filename string) string {
 	if filename == "" {
 		return ""
 	}
-	if cd := mime.FormatMediaType("attachment", map[string]string{"filename": filename}); cd != "" {
-		return cd
-	}
-	return "attachment"
+	return drivers.ContentDisposition(filename)
 }
 
 // WholeChecksum keeps a store's SHA-256 only when it covers the whole
