@@ -426,7 +426,7 @@ func keyTemplate(t string) error {
 	case strings.HasPrefix(t, "/"):
 		return errors.New("must not start with a slash")
 	case strings.Contains(t, "//") || strings.Contains(t, ".."):
-		return errors.New("must not contain // or ..")
+		return errors.New("must not contain a double slash or two dots in a row")
 	}
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -28,9 +27,12 @@ const secureKey = "upb_test_only_secure_yaml_NOT_A_REAL_KEY_0001"
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "upbroker")
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
+	// The go command that runs this test, found the way `go env` does.
+	goBin := "go"
+	if out, err := exec.Command("go", "env", "GOROOT").Output(); err == nil {
+		if p := filepath.Join(strings.TrimSpace(string(out)), "bin", "go"); fileExists(p) {
+			goBin = p
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -182,4 +184,9 @@ func TestSecureYAML(t *testing.T) {
 	if !strings.Contains(logs, "stopped cleanly") {
 		t.Errorf("no clean shutdown in the log:\n%s", logs)
 	}
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
 }

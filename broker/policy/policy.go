@@ -315,7 +315,7 @@ func CheckKey(k string) error {
 			return errors.New("dot segment")
 		}
 		if strings.Contains(k[start:i], "..") {
-			return errors.New("key holds ..")
+			return errors.New("key holds two dots in a row")
 		}
 		start = i + 1
 	}
