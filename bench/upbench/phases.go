@@ -127,12 +127,17 @@ type directResult struct {
 	Parallel      int        `json:"parallel"`
 	Upbroker      serverCost `json:"upbroker_direct"`
 	Proxy         serverCost `json:"gin_proxy_2hop"`
-	CPURatio      float64    `json:"proxy_cpu_over_upbroker_cpu"`
+	// Floor is the bare net/http handler answering the same two requests
+	// per upload (grant, complete) with fixed JSON while the bytes go to
+	// MinIO: the least CPU any broker's HTTP side can cost on this machine.
+	Floor      serverCost `json:"bare_floor"`
+	CPURatio   float64    `json:"proxy_cpu_over_upbroker_cpu"`
+	FloorRatio float64    `json:"proxy_cpu_over_floor_cpu"`
 }
 
 var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 0}}
 
-func directPhase(ctx context.Context, o options, bp *proc, brokerAddr, apiKey string, px *proc, proxyAddr string, mc *minio.Client) (*directResult, error) {
+func directPhase(ctx context.Context, o options, bp *proc, brokerAddr, apiKey string, px *proc, proxyAddr string, bare *proc, bareAddr string, mc *minio.Client) (*directResult, error) {
 	payload := make([]byte, o.fileSize)
 	_, _ = rand.Read(payload)
 	res := &directResult{Files: o.files, FileSizeBytes: o.fileSize, Parallel: o.parallel}
@@ -168,7 +173,14 @@ func directPhase(ctx context.Context, o options, bp *proc, brokerAddr, apiKey st
 	if err != nil {
 		return nil, fmt.Errorf("proxied uploads: %w", err)
 	}
-	// Both paths must really have stored every file.
+	fmt.Fprintf(os.Stderr, "[upbench] floor: the same direct uploads, the two broker calls answered by the bare handler\n")
+	res.Floor, err = measure(bare, func(i int) error {
+		return uploadFloor(ctx, bareAddr, mc, fmt.Sprintf("floor/f%04d.bin", i), bytes.NewReader(payload), o.fileSize)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("floor uploads: %w", err)
+	}
+	// All three paths must really have stored every file.
 	n := 0
 	for obj := range mc.ListObjects(ctx, "bench", minio.ListObjectsOptions{Recursive: true}) {
 		if obj.Err != nil {
@@ -178,11 +190,14 @@ func directPhase(ctx context.Context, o options, bp *proc, brokerAddr, apiKey st
 			n++
 		}
 	}
-	if n < 2*o.files {
-		return nil, fmt.Errorf("expected %d stored files of %d bytes, found %d", 2*o.files, o.fileSize, n)
+	if n < 3*o.files {
+		return nil, fmt.Errorf("expected %d stored files of %d bytes, found %d", 3*o.files, o.fileSize, n)
 	}
 	if res.Upbroker.CPUSeconds > 0 {
 		res.CPURatio = res.Proxy.CPUSeconds / res.Upbroker.CPUSeconds
+	}
+	if res.Floor.CPUSeconds > 0 {
+		res.FloorRatio = res.Proxy.CPUSeconds / res.Floor.CPUSeconds
 	}
 	return res, nil
 }
@@ -249,6 +264,33 @@ func uploadDirect(brokerAddr, apiKey, profile string, body io.Reader, size int64
 	done.Header.Set("X-API-Key", apiKey)
 	if err := doJSON(done, 200, nil); err != nil {
 		return fmt.Errorf("complete: %w", err)
+	}
+	return nil
+}
+
+// uploadFloor makes the same three requests as uploadDirect, but the two
+// broker calls go to the bare handler (which answers fixed JSON) and the
+// client presigns the PUT itself: what is left is the HTTP cost alone.
+func uploadFloor(ctx context.Context, bareAddr string, mc *minio.Client, key string, body io.Reader, size int64) error {
+	call := func(path string) error {
+		req, _ := http.NewRequest("POST", "http://"+bareAddr+path, strings.NewReader(`{"filename":"f.bin","content_type":"application/octet-stream","size":4194304}`))
+		req.Header.Set("Content-Type", "application/json")
+		return doJSON(req, 201, nil)
+	}
+	if err := call("/v1/uploads"); err != nil {
+		return fmt.Errorf("floor grant: %w", err)
+	}
+	u, err := mc.PresignedPutObject(ctx, "bench", key, 15*time.Minute)
+	if err != nil {
+		return err
+	}
+	put, _ := http.NewRequest("PUT", u.String(), body)
+	put.ContentLength = size
+	if err := doJSON(put, 0, nil); err != nil {
+		return fmt.Errorf("floor upload: %w", err)
+	}
+	if err := call("/v1/uploads/x/complete"); err != nil {
+		return fmt.Errorf("floor complete: %w", err)
 	}
 	return nil
 }
@@ -438,7 +480,8 @@ func printTable(w io.Writer, r *results) {
 		fmt.Fprintf(w, "%-22s %8s %12s %14s %10s\n", "path", "wall s", "server CPU s", "peak RSS MiB", "MiB/s")
 		fmt.Fprintf(w, "%-22s %8.2f %12.2f %14.1f %10.0f\n", "upbroker (direct)", d.Upbroker.WallSeconds, d.Upbroker.CPUSeconds, d.Upbroker.PeakRSSMiB, d.Upbroker.MiBps)
 		fmt.Fprintf(w, "%-22s %8.2f %12.2f %14.1f %10.0f\n", "Gin proxy (2-hop)", d.Proxy.WallSeconds, d.Proxy.CPUSeconds, d.Proxy.PeakRSSMiB, d.Proxy.MiBps)
-		fmt.Fprintf(w, "proxy CPU / upbroker CPU = %.1f×\n", d.CPURatio)
+		fmt.Fprintf(w, "%-22s %8.2f %12.2f %14.1f %10.0f\n", "bare floor (direct)", d.Floor.WallSeconds, d.Floor.CPUSeconds, d.Floor.PeakRSSMiB, d.Floor.MiBps)
+		fmt.Fprintf(w, "proxy CPU / upbroker CPU = %.1f×; proxy CPU / bare floor CPU = %.1f× (the most any broker could reach here)\n", d.CPURatio, d.FloorRatio)
 	}
 	if s := r.Stream; s != nil {
 		fmt.Fprintf(w, "\n3. %.0f MiB through the file driver\n", float64(s.SizeBytes)/(1<<20))

@@ -191,7 +191,7 @@ func run(o options) error {
 	if err := px.waitTCP(proxyAddr, 10*time.Second); err != nil {
 		return err
 	}
-	res.Direct, err = directPhase(ctx, o, bp, brokerAddr, apiKey, px, proxyAddr, mc)
+	res.Direct, err = directPhase(ctx, o, bp, brokerAddr, apiKey, px, proxyAddr, bare, bareAddr, mc)
 	if err != nil {
 		return err
 	}
