@@ -577,6 +577,29 @@ func TestRoutes(t *testing.T) {
 			}
 			return ""
 		}},
+		// Every method and credential header of the API passes a
+		// preflight: the browser client aborts with DELETE, and sends
+		// X-API-Key when it is given one.
+		{"cors preflight for DELETE with X-API-Key", "OPTIONS", "/v1/uploads/abc", map[string]string{"Origin": "http://app.example", "Access-Control-Request-Method": "DELETE",
+			"Access-Control-Request-Headers": "x-api-key"}, 204, func(r resp) string {
+			methods := strings.ToUpper(r.Header.Get("Access-Control-Allow-Methods"))
+			headers := strings.ToLower(r.Header.Get("Access-Control-Allow-Headers"))
+			for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
+				if !strings.Contains(methods, m) {
+					return "preflight does not allow " + m + ": " + fmt.Sprint(r.Header)
+				}
+			}
+			if !strings.Contains(headers, "x-api-key") || r.Header.Get("Access-Control-Allow-Credentials") != "" {
+				return fmt.Sprint(r.Header)
+			}
+			return ""
+		}},
+		{"cors on a simple GET", "GET", "/healthz", map[string]string{"Origin": "http://app.example"}, 200, func(r resp) string {
+			if r.Header.Get("Access-Control-Allow-Origin") != "http://app.example" || !strings.Contains(strings.ToLower(r.Header.Get("Access-Control-Expose-Headers")), "x-request-id") {
+				return fmt.Sprint(r.Header)
+			}
+			return ""
+		}},
 		{"cors other origin", "OPTIONS", "/v1/uploads", map[string]string{"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}, 403, nil},
 	}
 	for _, tc := range cases {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 
@@ -33,6 +34,7 @@ func (b *Broker) mountCompanion(r *gin.Engine) error {
 		Config: cc, ProfileName: cc.Profile, Profile: p,
 		Backend: p.Backend, Driver: b.backends[p.Backend], Bucket: bucket,
 		Auth: b.auth, Limiter: b.limiter, OnStoreError: b.o.Config.RateLimit.OnStoreError,
+		OnRateLimited: b.metrics.RateLimited,
 		// gin knows which proxies to believe; hand its answer through.
 		ClientIP: func(r *http.Request) string {
 			ip, _ := r.Context().Value(clientIPKey{}).(string)
@@ -44,9 +46,28 @@ func (b *Broker) mountCompanion(r *gin.Engine) error {
 		return fmt.Errorf("compat.companion: %w", err)
 	}
 	h = http.StripPrefix(cc.Path, h)
-	r.Any(cc.Path+"/*path", bodyCap, func(c *gin.Context) {
+	r.Any(cc.Path+"/*path", companionBodyCap, func(c *gin.Context) {
 		ctx := context.WithValue(c.Request.Context(), clientIPKey{}, c.ClientIP())
 		h.ServeHTTP(c.Writer, c.Request.WithContext(ctx))
 	})
 	return nil
+}
+
+// companionBodyCap is bodyCap in Companion's error shape, {"error": "..."}:
+// Uppy 5.x shows a 4xx's "message" to the user, and a v1-shaped error on
+// these routes would be a second dialect for one client.
+func companionBodyCap(c *gin.Context) {
+	if c.Request.ContentLength > MaxJSONBody {
+		msg := "the body is larger than " + strconv.Itoa(MaxJSONBody) + " bytes"
+		c.Header("Cache-Control", "no-store")
+		c.Header("X-Content-Type-Options", "nosniff")
+		c.AbortWithStatusJSON(http.StatusRequestEntityTooLarge, gin.H{"error": msg, "message": msg})
+		return
+	}
+	if c.Request.Body != nil && c.Request.Body != http.NoBody {
+		// The handler reports a streamed body that runs over the cap
+		// itself, in its own shape.
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, MaxJSONBody)
+	}
+	c.Next()
 }

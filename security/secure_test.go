@@ -1,9 +1,13 @@
 package security
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -173,6 +177,10 @@ func TestSecureYAML(t *testing.T) {
 		t.Errorf("Retry-After %q, want whole seconds from 1 to 60", refused.Header.Get("Retry-After"))
 	}
 
+	// The real server's limits, at the defaults the file leaves alone.
+	t.Run("header over server.max_header_bytes", func(t *testing.T) { headerTooLarge(t, addr) })
+	t.Run("headers sent slowly", func(t *testing.T) { slowHeaders(t, addr) })
+
 	p.Stop()
 	if code := p.Cmd.ProcessState.ExitCode(); code != 0 {
 		t.Errorf("upbroker exited %d on SIGTERM, want 0:\n%s", code, p.Output())
@@ -189,4 +197,54 @@ func TestSecureYAML(t *testing.T) {
 func fileExists(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && !st.IsDir()
+}
+
+// headerTooLarge sends a header block over the default max_header_bytes
+// (64 KiB): the server must answer 431 without reading it all. The bytes
+// go over a bare connection, written while the answer is read, because
+// the server answers before the request is fully sent.
+func headerTooLarge(t *testing.T, addr string) {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(requestTimeout)); err != nil {
+		t.Fatal(err)
+	}
+	req := "GET /healthz HTTP/1.1\r\nHost: " + addr + "\r\nX-Padding: " + strings.Repeat("p", 80<<10) + "\r\n\r\n"
+	go func() { _, _ = io.WriteString(conn, req) }()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to an oversized header block: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("status %d, want 431", resp.StatusCode)
+	}
+}
+
+// slowHeaders starts a request and never ends its headers: the server
+// must hang up once server.read_header_timeout (10s by default) has
+// passed, rather than hold the connection for as long as the client
+// likes. The deadline here only bounds the test; it is far above 10s.
+func slowHeaders(t *testing.T, addr string) {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "POST /v1/uploads HTTP/1.1\r\nHost: "+addr+"\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.SetReadDeadline(time.Now().Add(2 * time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	// Whatever the server sends before it hangs up (nothing, or a 408)
+	// is read and dropped; only a connection left open fails.
+	_, err = io.Copy(io.Discard, conn)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("the server kept a connection with unfinished headers open for 2 minutes")
+	}
 }

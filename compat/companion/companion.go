@@ -57,6 +57,11 @@ type Options struct {
 	// OnStoreError is rate_limit.on_store_error (deny or allow), applied
 	// when Limiter.Take returns an error.
 	OnStoreError string
+	// OnRateLimited is called with the limit hit ("grants" or "bytes")
+	// each time the limiter refuses a request, so that the broker's
+	// upbroker_rate_limited_total counts Companion's refusals too; nil
+	// means nothing is counted.
+	OnRateLimited func(reason string)
 	// ClientIP gives the address that anonymous callers are limited by;
 	// the broker passes its trusted-proxy-aware resolver. Default: the
 	// host of r.RemoteAddr.
@@ -78,6 +83,7 @@ type Handler struct {
 	maxParts          int
 	auth              auth.Authenticator
 	limiter           ratelimit.Limiter
+	onRateLimited     func(reason string)
 	allowOnStoreError bool
 	clientIP          func(*http.Request) string
 	log               *slog.Logger
@@ -122,7 +128,7 @@ func newHandler(o Options) (*Handler, error) {
 	}
 	h := &Handler{
 		prof: prof, tmpl: segs, backend: o.Backend, bucket: o.Bucket, drv: o.Driver,
-		auth: o.Auth, limiter: o.Limiter, clientIP: o.ClientIP, log: o.Logger, now: o.Now,
+		auth: o.Auth, limiter: o.Limiter, onRateLimited: o.OnRateLimited, clientIP: o.ClientIP, log: o.Logger, now: o.Now,
 	}
 	switch strings.ToLower(o.OnStoreError) {
 	case "", "deny":

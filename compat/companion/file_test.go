@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -147,7 +148,10 @@ func TestRateLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = lim.Close() })
-	s := fileStack(t, 1<<20, stackOpts{limiter: lim})
+	// Refusals are reported, so the broker's rate_limited_total counts
+	// them; grants are not.
+	var refused []string
+	s := fileStack(t, 1<<20, stackOpts{limiter: lim, onRateLimited: func(reason string) { refused = append(refused, reason) }})
 	steps := []struct {
 		who    string
 		status int
@@ -162,6 +166,9 @@ func TestRateLimit(t *testing.T) {
 		if st.status == 429 && r.header.Get("Retry-After") == "" {
 			t.Errorf("429 without Retry-After")
 		}
+	}
+	if !slices.Equal(refused, []string{ratelimit.ReasonGrants}) {
+		t.Errorf("OnRateLimited saw %q, want one %q", refused, ratelimit.ReasonGrants)
 	}
 }
 

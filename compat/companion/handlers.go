@@ -64,6 +64,9 @@ func (h *Handler) take(r *http.Request, p auth.Principal) *apiError {
 	if d.Reason == ratelimit.ReasonUnavailable {
 		return &apiError{status: http.StatusServiceUnavailable, msg: "the rate limiter is unavailable; try again later"}
 	}
+	if h.onRateLimited != nil {
+		h.onRateLimited(d.Reason)
+	}
 	msg := "too many uploads; slow down"
 	if d.Reason == ratelimit.ReasonBytes {
 		msg = "daily upload quota exhausted"
@@ -203,7 +206,9 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) *apiError {
 	if err := dec.Decode(v); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return &apiError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("the body is larger than %d bytes", maxBodyBytes)}
+			// Limit is the tightest cap on the way: the broker mounts
+			// this handler behind its own.
+			return &apiError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("the body is larger than %d bytes", tooBig.Limit)}
 		}
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) && typeErr.Field != "" {

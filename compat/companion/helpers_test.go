@@ -82,8 +82,9 @@ type stack struct {
 }
 
 type stackOpts struct {
-	limiter ratelimit.Limiter
-	auth    auth.Authenticator // default: testAuth
+	limiter       ratelimit.Limiter
+	onRateLimited func(reason string)
+	auth          auth.Authenticator // default: testAuth
 }
 
 func newStack(t *testing.T, backend, driver string, set drivers.Settings, prof config.Profile, o stackOpts) *stack {
@@ -117,7 +118,7 @@ func newStack(t *testing.T, backend, driver string, set drivers.Settings, prof c
 	h, err := New(Options{
 		Config:      config.Companion{Enabled: true, Path: "/s3", Profile: profileName},
 		ProfileName: profileName, Profile: prof, Backend: backend, Driver: d, Bucket: set["bucket"],
-		Auth: a, Limiter: o.limiter, Logger: slog.New(slog.DiscardHandler),
+		Auth: a, Limiter: o.limiter, OnRateLimited: o.onRateLimited, Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatalf("companion.New: %v", err)

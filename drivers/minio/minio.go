@@ -28,9 +28,9 @@ import (
 // Spec is the minio driver's entry in the registry.
 var Spec = drivers.Spec{
 	Name:     "minio",
-	Keys:     []string{"bucket", "region", "endpoint", "public_endpoint", "access_key", "secret_key"},
+	Keys:     []string{"bucket", "region", "endpoint", "public_endpoint", "access_key", "secret_key", "session_token"},
 	Required: []string{"bucket", "endpoint"},
-	Secret:   []string{"secret_key"},
+	Secret:   []string{"secret_key", "session_token"},
 	Open:     Open,
 }
 

@@ -3,7 +3,10 @@ package app_test
 import (
 	"context"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"testing"
 
 	"github.com/upbroker/upbroker/config"
@@ -22,6 +25,7 @@ func TestExampleConfigs(t *testing.T) {
 	}{
 		{"gcs.yaml", "gcs"},
 		{"azure.yaml", "azure"},
+		{"minio.yaml", "minio"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {
@@ -47,4 +51,53 @@ func TestExampleConfigs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDocsDriverTable holds the driver table of docs/config.md to the
+// registry: every driver, each setting, which are required (bold) and which
+// are secret.
+func TestDocsDriverTable(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "docs", "config.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("(?m)^\\| `([a-z0-9]+)` \\|([^|]*)\\|([^|]*)\\|$")
+	setting := regexp.MustCompile("(\\*\\*)?`([a-z_]+)`")
+	documented := map[string]bool{}
+	for _, m := range row.FindAllStringSubmatch(string(raw), -1) {
+		spec, ok := drivers.Lookup(m[1])
+		if !ok {
+			continue // another table of the page
+		}
+		documented[m[1]] = true
+		var keys, required, secret []string
+		for _, s := range setting.FindAllStringSubmatch(m[2], -1) {
+			keys = append(keys, s[2])
+			if s[1] != "" {
+				required = append(required, s[2])
+			}
+		}
+		for _, s := range setting.FindAllStringSubmatch(m[3], -1) {
+			secret = append(secret, s[2])
+		}
+		for _, c := range []struct {
+			what      string
+			doc, code []string
+		}{{"settings", keys, spec.Keys}, {"required", required, spec.Required}, {"secret", secret, spec.Secret}} {
+			if !slices.Equal(sorted(c.doc), sorted(c.code)) {
+				t.Errorf("docs/config.md, driver %s: %s %v, the driver has %v", m[1], c.what, c.doc, c.code)
+			}
+		}
+	}
+	for _, name := range drivers.Names() {
+		if !documented[name] {
+			t.Errorf("docs/config.md has no row for driver %s", name)
+		}
+	}
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
 }
