@@ -21,6 +21,9 @@ const (
 	DefaultIdleTimeout        = "120s"
 	DefaultMaxHeaderBytes     = 64 << 10
 	DefaultShutdownTimeout    = "30s"
+	// DefaultDrainDelay covers a load balancer's readiness probe period
+	// (Kubernetes' default is 10 s with failureThreshold 3; many set 5 s).
+	DefaultDrainDelay = "5s"
 	DefaultCompleteGrace      = "1h"
 	DefaultCORSMaxAge         = "10m"
 	DefaultJWTLeeway          = "30s"
@@ -49,6 +52,7 @@ func setDefaults(v *viper.Viper, file map[string]any) {
 		"server.idle_timeout":        DefaultIdleTimeout,
 		"server.max_header_bytes":    DefaultMaxHeaderBytes,
 		"server.shutdown_timeout":    DefaultShutdownTimeout,
+		"server.drain_delay":         DefaultDrainDelay,
 		"server.complete_grace":      DefaultCompleteGrace,
 		"server.demo_page":           true,
 		"server.cors.max_age":        DefaultCORSMaxAge,

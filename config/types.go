@@ -36,6 +36,10 @@ type Server struct {
 	WriteTimeout      time.Duration `mapstructure:"write_timeout" json:"write_timeout"`
 	IdleTimeout       time.Duration `mapstructure:"idle_timeout" json:"idle_timeout"`
 	ShutdownTimeout   time.Duration `mapstructure:"shutdown_timeout" json:"shutdown_timeout"`
+	// DrainDelay is how long, after SIGTERM, the broker keeps serving with
+	// /readyz at 503 before it closes its listener, so that load balancers
+	// see the 503 and stop sending before connections are refused.
+	DrainDelay time.Duration `mapstructure:"drain_delay" json:"drain_delay"`
 	MaxHeaderBytes    int           `mapstructure:"max_header_bytes" json:"max_header_bytes"`
 	// DemoPage serves the demo page at / when true.
 	DemoPage bool `mapstructure:"demo_page" json:"demo_page"`

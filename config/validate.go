@@ -90,6 +90,9 @@ func (c *Config) validateServer(errs *Errors) {
 	if s.ShutdownTimeout <= 0 {
 		errs.add("server.shutdown_timeout", "must be above 0")
 	}
+	if s.DrainDelay < 0 || s.DrainDelay > 5*time.Minute {
+		errs.add("server.drain_delay", "must be from 0s to 5m, got %s", s.DrainDelay)
+	}
 	if s.MaxHeaderBytes < 4<<10 || s.MaxHeaderBytes > 1<<20 {
 		errs.add("server.max_header_bytes", "must be from 4KiB to 1MiB, got %d", s.MaxHeaderBytes)
 	}

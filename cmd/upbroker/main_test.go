@@ -379,7 +379,7 @@ func (s *server) post(t *testing.T, path string, headers map[string]string, body
 }
 
 const fileConfig = `
-server: {addr: ADDR, shutdown_timeout: 2m}
+server: {addr: ADDR, shutdown_timeout: 2m, drain_delay: 0s}
 auth: {mode: none}
 backends:
   local: {driver: file, path: DATA}
@@ -389,7 +389,8 @@ profiles:
 
 func TestServeHealthAndSignal(t *testing.T) {
 	data := t.TempDir()
-	s := startServe(t, strings.ReplaceAll(fileConfig, "DATA", data))
+	cfg := strings.Replace(fileConfig, "drain_delay: 0s", "drain_delay: 3s", 1)
+	s := startServe(t, strings.ReplaceAll(cfg, "DATA", data))
 	for _, path := range []string{"/healthz", "/readyz"} {
 		resp, err := http.Get(s.base + path)
 		if err != nil {
@@ -400,11 +401,28 @@ func TestServeHealthAndSignal(t *testing.T) {
 			t.Errorf("%s: %d", path, resp.StatusCode)
 		}
 	}
-	if code := s.stop(t); code != 0 {
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// During server.drain_delay the broker still serves, and /readyz
+	// says 503 so that load balancers stop sending. The loop ends on the
+	// first 503, or fails if the process stops serving before any.
+	for {
+		resp, err := http.Get(s.base + "/readyz")
+		if err != nil {
+			t.Fatalf("/readyz unreachable before it answered 503 during the drain delay: %v\n%s", err, s.stderr.String())
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code := s.wait(t); code != 0 {
 		t.Fatalf("exit %d after SIGTERM\n%s", code, s.stderr.String())
 	}
 	logs := s.stderr.String()
-	for _, want := range []string{`"msg":"upbroker listening"`, "ephemeral", `"msg":"stopped cleanly"`, `"level":"DEBUG"`} {
+	for _, want := range []string{`"msg":"upbroker listening"`, "ephemeral", `"msg":"draining: /readyz answers 503`, `"msg":"stopped cleanly"`, `"level":"DEBUG"`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("logs lack %s:\n%s", want, logs)
 		}

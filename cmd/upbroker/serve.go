@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -34,9 +35,12 @@ can be overridden with UPBROKER_<PATH> (UPBROKER_SERVER_ADDR=...).
 Without secrets.ticket_keys (or $UPBROKER_TICKET_KEY), serve generates an
 ephemeral key if it listens on loopback, and refuses to start otherwise.
 
-On SIGTERM or SIGINT, /readyz turns 503 at once, requests in flight get up
-to server.shutdown_timeout to finish, pending webhooks get a last try in
-what is left of it, and the process exits 0. A second signal stops at once.
+On SIGTERM or SIGINT, /readyz turns 503 at once. On SIGTERM the broker then
+keeps serving for server.drain_delay (default 5s) so that load balancers
+stop sending; SIGINT skips that wait. Then the listener closes, requests in
+flight get up to server.shutdown_timeout to finish, pending webhooks get a
+last try in what is left of it, and the process exits 0. A second signal
+stops at once.
 Logs go to stderr.`,
 		Example: `  upbroker serve --config upbroker.yaml
   UPBROKER_CONFIG=/etc/upbroker/config.yaml upbroker serve --log-format text
@@ -53,19 +57,39 @@ Logs go to stderr.`,
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+			ctx, stop, got := notifyContext(cmd.Context())
 			defer stop()
-			return serve(ctx, stop, path, logger)
+			return serve(ctx, stop, got, path, logger)
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "config file (YAML); default $"+configEnv)
 	return cmd
 }
 
+// notifyContext is signal.NotifyContext that also tells which signal came:
+// only SIGTERM, what orchestrators send, waits out the drain delay.
+func notifyContext(parent context.Context) (context.Context, func(), func() os.Signal) {
+	ctx, cancel := context.WithCancel(parent)
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
+	var got atomic.Value
+	go func() {
+		select {
+		case s := <-ch:
+			got.Store(s)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	stop := func() { signal.Stop(ch); cancel() }
+	which := func() os.Signal { s, _ := got.Load().(os.Signal); return s }
+	return ctx, stop, which
+}
+
 // serve runs until ctx ends (a signal), then shuts down gracefully.
 // stopSignals restores default signal handling, so that a second signal
 // during shutdown kills the process.
-func serve(ctx context.Context, stopSignals func(), path string, logger *slog.Logger) error {
+func serve(ctx context.Context, stopSignals func(), signalled func() os.Signal, path string, logger *slog.Logger) error {
 	cfg, err := config.Load(path, app.LoadOptions())
 	if err != nil {
 		var es config.Errors
@@ -110,6 +134,15 @@ func serve(ctx context.Context, stopSignals func(), path string, logger *slog.Lo
 	case <-ctx.Done():
 	}
 	stopSignals()
+	a.Drain()
+	if d := cfg.Server.DrainDelay; d > 0 && signalled() == syscall.SIGTERM {
+		logger.Info("draining: /readyz answers 503 while load balancers stop sending", "drain_delay", d.String())
+		select {
+		case <-time.After(d):
+		case err := <-served:
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
 	return shutdown(srv, a, cfg.Server.ShutdownTimeout, logger)
 }
 
@@ -118,7 +151,7 @@ func serve(ctx context.Context, stopSignals func(), path string, logger *slog.Lo
 // deadline.
 func shutdown(srv *http.Server, a *app.App, timeout time.Duration, logger *slog.Logger) error {
 	logger.Info("shutting down: draining requests in flight", "timeout", timeout.String())
-	a.Drain()
+	a.Drain() // already done by serve; kept so shutdown stands on its own
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var errs []error

@@ -24,6 +24,7 @@ import (
 	"github.com/upbroker/upbroker/broker/policy"
 	"github.com/upbroker/upbroker/config"
 	"github.com/upbroker/upbroker/drivers"
+	"github.com/upbroker/upbroker/events"
 	"github.com/upbroker/upbroker/ratelimit"
 )
 
@@ -62,6 +63,14 @@ type Options struct {
 	// upbroker_rate_limited_total counts Companion's refusals too; nil
 	// means nothing is counted.
 	OnRateLimited func(reason string)
+	// Metrics counts grants, completions, signing and store calls under
+	// the same names and labels as the v1 API; the broker passes its own
+	// (broker.Metrics satisfies this interface). Nil counts nothing.
+	Metrics Metrics
+	// Events receives upload.completed, upload.rejected and
+	// upload.aborted, with the v1 API's payload; the broker passes its
+	// webhook dispatcher. Nil drops them.
+	Events events.Sink
 	// ClientIP gives the address that anonymous callers are limited by;
 	// the broker passes its trusted-proxy-aware resolver. Default: the
 	// host of r.RemoteAddr.
@@ -84,6 +93,8 @@ type Handler struct {
 	auth              auth.Authenticator
 	limiter           ratelimit.Limiter
 	onRateLimited     func(reason string)
+	metrics           Metrics
+	events            events.Sink
 	allowOnStoreError bool
 	clientIP          func(*http.Request) string
 	log               *slog.Logger
@@ -128,7 +139,8 @@ func newHandler(o Options) (*Handler, error) {
 	}
 	h := &Handler{
 		prof: prof, tmpl: segs, backend: o.Backend, bucket: o.Bucket, drv: o.Driver,
-		auth: o.Auth, limiter: o.Limiter, onRateLimited: o.OnRateLimited, clientIP: o.ClientIP, log: o.Logger, now: o.Now,
+		auth: o.Auth, limiter: o.Limiter, onRateLimited: o.OnRateLimited,
+		metrics: o.Metrics, events: o.Events, clientIP: o.ClientIP, log: o.Logger, now: o.Now,
 	}
 	switch strings.ToLower(o.OnStoreError) {
 	case "", "deny":
@@ -139,6 +151,12 @@ func newHandler(o Options) (*Handler, error) {
 	}
 	if h.limiter == nil {
 		h.limiter = ratelimit.Unlimited{}
+	}
+	if h.metrics == nil {
+		h.metrics = noMetrics{}
+	}
+	if h.events == nil {
+		h.events = events.Discard{}
 	}
 	if h.clientIP == nil {
 		h.clientIP = remoteHost
