@@ -214,7 +214,8 @@ func (d *Driver) store(ctx context.Context, t ticket, body io.Reader, exact int6
 		// One byte more than allowed tells "too large" from "exactly max".
 		src = io.LimitReader(src, t.Max+1)
 	}
-	n, err := io.Copy(bw, src)
+	// Read here, written and MD5-hashed by fileblob on a second goroutine.
+	n, err := pipeCopy(bw, src)
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig) || (exact < 0 && n > t.Max):

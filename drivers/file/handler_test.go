@@ -28,11 +28,15 @@ import (
 // testServer is a file driver behind a real HTTP server on 127.0.0.1,
 // mounted as the broker mounts it. wg counts requests in flight, so a test
 // can wait for the handler to finish before looking at the folder.
+// idle orders each request's wg.Add before or after a wait (sync.WaitGroup
+// forbids an Add from zero concurrent with Wait; a client that sees a
+// broken connection may wait while its handler is still starting).
 type testServer struct {
-	d   *Driver
-	dir string
-	url string
-	wg  sync.WaitGroup
+	d    *Driver
+	dir  string
+	url  string
+	wg   sync.WaitGroup
+	idle sync.Mutex
 }
 
 func newTestServer(t testing.TB) *testServer {
@@ -41,7 +45,9 @@ func newTestServer(t testing.TB) *testServer {
 	var h http.Handler
 	mux := http.NewServeMux()
 	mux.Handle("/v1/blob/local/", http.StripPrefix("/v1/blob/local", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ts.idle.Lock()
 		ts.wg.Add(1)
+		ts.idle.Unlock()
 		defer ts.wg.Done()
 		h.ServeHTTP(w, r)
 	})))
@@ -56,10 +62,17 @@ func newTestServer(t testing.TB) *testServer {
 	return ts
 }
 
+// wait returns when no request is in flight.
+func (ts *testServer) wait() {
+	ts.idle.Lock()
+	defer ts.idle.Unlock()
+	ts.wg.Wait()
+}
+
 // files lists every file under the folder, relative and sorted.
 func (ts *testServer) files(t *testing.T) []string {
 	t.Helper()
-	ts.wg.Wait()
+	ts.wait()
 	var out []string
 	err := filepath.WalkDir(ts.dir, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
@@ -574,7 +587,7 @@ func TestUploadStreams(t *testing.T) {
 	var before, after runtimeMem
 	before.read()
 	resp, _ := do(t, req{"PUT", g.URL, g.Headers, chunked{io.LimitReader(zeros{}, size)}, -1})
-	ts.wg.Wait()
+	ts.wait()
 	after.read()
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
