@@ -35,6 +35,9 @@ func (b *Broker) mountCompanion(r *gin.Engine) error {
 		Backend: p.Backend, Driver: b.backends[p.Backend], Bucket: bucket,
 		Auth: b.auth, Limiter: b.limiter, OnStoreError: b.o.Config.RateLimit.OnStoreError,
 		OnRateLimited: b.metrics.RateLimited,
+		// The v1 API's counters and event sink: a Companion upload is
+		// counted and published as one through /v1/uploads is.
+		Metrics: b.metrics, Events: b.events,
 		// gin knows which proxies to believe; hand its answer through.
 		ClientIP: func(r *http.Request) string {
 			ip, _ := r.Context().Value(clientIPKey{}).(string)

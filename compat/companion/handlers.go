@@ -16,6 +16,7 @@ import (
 	"github.com/upbroker/upbroker/auth"
 	"github.com/upbroker/upbroker/broker/policy"
 	"github.com/upbroker/upbroker/drivers"
+	"github.com/upbroker/upbroker/events"
 	"github.com/upbroker/upbroker/ratelimit"
 )
 
@@ -32,14 +33,42 @@ const (
 // principal authenticates the request and checks that it may use the
 // profile.
 func (h *Handler) principal(r *http.Request) (auth.Principal, *apiError) {
+	p, e := h.authenticate(r)
+	if e != nil {
+		return p, e
+	}
+	return p, h.allows(p)
+}
+
+func (h *Handler) authenticate(r *http.Request) (auth.Principal, *apiError) {
 	p, err := h.auth.Authenticate(r)
 	if err != nil {
 		return p, authError(err)
 	}
-	if !p.Allows(h.prof.Name) {
-		return p, errForbidden("you may not upload under profile " + h.prof.Name)
-	}
 	return p, nil
+}
+
+func (h *Handler) allows(p auth.Principal) *apiError {
+	if !p.Allows(h.prof.Name) {
+		return errForbidden("you may not upload under profile " + h.prof.Name)
+	}
+	return nil
+}
+
+// grantRoute runs a route that grants an upload (/params, POST
+// /multipart) and counts it. An unauthenticated request is not counted,
+// as the v1 API's auth middleware refuses it before its grant handler.
+func (h *Handler) grantRoute(w http.ResponseWriter, r *http.Request, grant func(http.ResponseWriter, *http.Request, auth.Principal) *apiError) *apiError {
+	p, e := h.authenticate(r)
+	if e != nil {
+		return e
+	}
+	e = h.allows(p)
+	if e == nil {
+		e = grant(w, r, p)
+	}
+	h.countGrant(e)
+	return e
 }
 
 // take charges one upload of up to max_size bytes to the caller: the
@@ -125,10 +154,10 @@ func (h *Handler) secondsLeft(at time.Time) int64 {
 
 // params answers GET /params: a POST policy for one file.
 func (h *Handler) params(w http.ResponseWriter, r *http.Request, _ []string) *apiError {
-	p, e := h.principal(r)
-	if e != nil {
-		return e
-	}
+	return h.grantRoute(w, r, h.grantPost)
+}
+
+func (h *Handler) grantPost(w http.ResponseWriter, r *http.Request, p auth.Principal) *apiError {
 	q := r.URL.Query()
 	filename := q.Get("filename")
 	if e := checkFilename(filename); e != nil {
@@ -154,10 +183,12 @@ func (h *Handler) params(w http.ResponseWriter, r *http.Request, _ []string) *ap
 	if err != nil {
 		return &apiError{status: http.StatusInternalServerError, msg: "internal error; see the server log", cause: err}
 	}
+	start := time.Now()
 	g, err := h.post.PresignPost(r.Context(), key, drivers.Constraints{
 		ContentType: ctype, MaxSize: h.prof.MaxSize, Metadata: h.objectMeta(meta, p),
 		NoOverwrite: true, Expires: h.prof.Expires,
 	})
+	h.metrics.Presign(h.backend, "post", time.Since(start))
 	if err != nil {
 		return storeError("presign post", err, "no such bucket")
 	}
@@ -224,10 +255,10 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) *apiError {
 
 // createMultipart answers POST /multipart.
 func (h *Handler) createMultipart(w http.ResponseWriter, r *http.Request, _ []string) *apiError {
-	p, e := h.principal(r)
-	if e != nil {
-		return e
-	}
+	return h.grantRoute(w, r, h.grantMultipart)
+}
+
+func (h *Handler) grantMultipart(w http.ResponseWriter, r *http.Request, p auth.Principal) *apiError {
 	var req createRequest
 	if e := readJSON(w, r, &req); e != nil {
 		return e
@@ -253,9 +284,13 @@ func (h *Handler) createMultipart(w http.ResponseWriter, r *http.Request, _ []st
 	if err != nil {
 		return &apiError{status: http.StatusInternalServerError, msg: "internal error; see the server log", cause: err}
 	}
-	id, err := h.mp.CreateMultipart(r.Context(), key, drivers.Constraints{
-		ContentType: ctype, MaxSize: h.prof.MaxSize, Metadata: h.objectMeta(meta, p),
-		NoOverwrite: true, Expires: h.prof.Expires,
+	var id string
+	err = h.call("create_multipart", func() (err error) {
+		id, err = h.mp.CreateMultipart(r.Context(), key, drivers.Constraints{
+			ContentType: ctype, MaxSize: h.prof.MaxSize, Metadata: h.objectMeta(meta, p),
+			NoOverwrite: true, Expires: h.prof.Expires,
+		})
+		return err
 	})
 	if err != nil {
 		return storeError("create multipart", err, "no such bucket")
@@ -306,7 +341,9 @@ func (h *Handler) partNumber(field, s string) (int, *apiError) {
 func (h *Handler) presignPart(ctx context.Context, key, id string, n int) (drivers.Grant, *apiError) {
 	// Size 0: Uppy picks its own part sizes; the total is checked before
 	// the parts are assembled.
+	start := time.Now()
 	g, err := h.mp.PresignPart(ctx, key, id, n, 0, h.prof.Expires)
+	h.metrics.Presign(h.backend, "part", time.Since(start))
 	if err != nil {
 		return g, storeError("presign part", err, "no such upload")
 	}
@@ -382,7 +419,8 @@ func (h *Handler) listParts(w http.ResponseWriter, r *http.Request, segs []strin
 	if e != nil {
 		return e
 	}
-	parts, err := h.mp.ListParts(r.Context(), key, id)
+	var parts []drivers.Part
+	err := h.call("list_parts", func() (err error) { parts, err = h.mp.ListParts(r.Context(), key, id); return err })
 	if err != nil {
 		return storeError("list parts", err, "no such upload")
 	}
@@ -404,7 +442,7 @@ type completeRequest struct {
 
 // complete answers POST /multipart/{uploadId}/complete.
 func (h *Handler) complete(w http.ResponseWriter, r *http.Request, segs []string) *apiError {
-	_, key, id, e := h.upload(r, segs)
+	p, key, id, e := h.upload(r, segs)
 	if e != nil {
 		return e
 	}
@@ -437,54 +475,93 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request, segs []string
 		}
 		parts = append(parts, drivers.Part{Number: n, ETag: etag})
 	}
+	ctx := r.Context()
 	// The part URLs do not pin sizes, so the total is checked here, before
-	// anything is assembled.
-	listed, err := h.mp.ListParts(r.Context(), key, id)
+	// anything is assembled, against what the store holds.
+	var listed []drivers.Part
+	err := h.call("list_parts", func() (err error) { listed, err = h.mp.ListParts(ctx, key, id); return err })
+	if errors.Is(err, drivers.ErrNotFound) {
+		// Nothing to complete (never created, aborted, or completed
+		// already): the v1 API's "missing", a completion with nothing
+		// uploaded. There is no object, so no event.
+		h.metrics.Completion(h.prof.Name, h.backend, reasonMissing, 0)
+	}
 	if err != nil {
 		return storeError("list parts", err, "no such upload")
 	}
+	held := make(map[int]drivers.Part, len(listed))
+	for _, lp := range listed {
+		held[lp.Number] = lp
+	}
 	var total int64
-	for _, p := range listed {
-		total += p.Size
+	for i, part := range parts {
+		lp, ok := held[part.Number]
+		if !ok {
+			h.metrics.Completion(h.prof.Name, h.backend, reasonMissing, 0)
+			return badField(fmt.Sprintf("parts[%d]", i), "part %d has not been uploaded", part.Number)
+		}
+		if strings.Trim(lp.ETag, `"`) != part.ETag {
+			return badField(fmt.Sprintf("parts[%d].ETag", i), "does not match the ETag of the uploaded part %d", part.Number)
+		}
+		total += lp.Size
 	}
 	if total > h.prof.MaxSize {
-		h.abortQuietly(r.Context(), key, id)
+		h.abortQuietly(ctx, key, id)
+		h.reject(p, key, id, reasonSize, drivers.ObjectInfo{Size: total})
 		return &apiError{status: http.StatusRequestEntityTooLarge,
 			msg: fmt.Sprintf("the upload holds %d bytes, more than profile %s's max size of %d bytes; it was aborted", total, h.prof.Name, h.prof.MaxSize)}
 	}
-	info, err := h.mp.CompleteMultipart(r.Context(), key, id, parts)
+	var info drivers.ObjectInfo
+	err = h.call("complete_multipart", func() (err error) { info, err = h.mp.CompleteMultipart(ctx, key, id, parts); return err })
 	if err != nil {
 		return storeError("complete multipart", err, "no such upload")
 	}
-	// A part may be uploaded again between the listing and the assembly;
-	// the object as assembled is what counts.
-	if info.Size > h.prof.MaxSize {
-		h.deleteQuietly(r.Context(), key)
-		return &apiError{status: http.StatusRequestEntityTooLarge,
-			msg: fmt.Sprintf("the object has %d bytes, more than profile %s's max size of %d bytes; it was deleted", info.Size, h.prof.Name, h.prof.MaxSize)}
+	if e := h.verify(ctx, p, key, id, info); e != nil {
+		return e
 	}
-	if h.prof.Sniff {
-		if e := h.sniff(r.Context(), key, info); e != nil {
-			return e
-		}
-	}
-	h.log.InfoContext(r.Context(), "companion multipart completed", "key", key, "size", info.Size)
-	writeJSON(w, http.StatusOK, map[string]string{"location": h.location(r.Context(), key), "key": key, "bucket": h.bucket})
+	h.metrics.Completion(h.prof.Name, h.backend, "ok", info.Size)
+	h.publish(events.Completed, p, key, id, "", info)
+	h.log.InfoContext(ctx, "companion multipart completed", "key", key, "size", info.Size)
+	writeJSON(w, http.StatusOK, map[string]string{"location": h.location(ctx, key), "key": key, "bucket": h.bucket})
 	return nil
 }
 
-// sniff holds the assembled object's first bytes to its declared type, as
-// the broker does on completion when the profile asks.
-func (h *Handler) sniff(ctx context.Context, key string, info drivers.ObjectInfo) *apiError {
-	head, err := h.drv.ReadRange(ctx, key, 0, policy.SniffLen)
-	if err != nil {
+// verify holds the assembled object to the profile, as the v1 API's
+// completion does: its size (a part may have been uploaded again between
+// the listing and the assembly), its type (the allow-list may have
+// narrowed since the upload was created) and, when the profile asks, its
+// first bytes. A refused object is deleted, counted and published.
+func (h *Handler) verify(ctx context.Context, p auth.Principal, key, id string, info drivers.ObjectInfo) *apiError {
+	refuse := func(reason string, status int, msg string) *apiError {
+		h.deleteQuietly(ctx, key)
+		h.reject(p, key, id, reason, info)
+		return &apiError{status: status, msg: msg + "; it was deleted"}
+	}
+	if info.Size > h.prof.MaxSize {
+		return refuse(reasonSize, http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("the object has %d bytes, more than profile %s's max size of %d bytes", info.Size, h.prof.Name, h.prof.MaxSize))
+	}
+	if t, err := policy.NormalizeType(info.ContentType); err != nil || !h.prof.AllowsType(t) {
+		return refuse(reasonType, http.StatusUnprocessableEntity,
+			fmt.Sprintf("the object was stored as %q, which profile %s does not allow", info.ContentType, h.prof.Name))
+	}
+	if !h.prof.Sniff {
+		return nil
+	}
+	var head []byte
+	if err := h.call("read", func() (err error) { head, err = h.drv.ReadRange(ctx, key, 0, policy.SniffLen); return err }); err != nil {
 		return storeError("read", err, "the object vanished")
 	}
 	if err := policy.Sniff(info.ContentType, head); err != nil {
-		h.deleteQuietly(ctx, key)
-		return &apiError{status: http.StatusUnprocessableEntity, msg: err.Error() + "; the object was deleted"}
+		return refuse(reasonSniff, http.StatusUnprocessableEntity, err.Error())
 	}
 	return nil
+}
+
+// reject counts a refused completion and publishes upload.rejected.
+func (h *Handler) reject(p auth.Principal, key, id, reason string, info drivers.ObjectInfo) {
+	h.metrics.Completion(h.prof.Name, h.backend, reason, 0)
+	h.publish(events.Rejected, p, key, id, reason, info)
 }
 
 // location is the object's URL as Companion reports it (S3's Location):
@@ -517,7 +594,7 @@ func (h *Handler) abortQuietly(ctx context.Context, key, id string) {
 	// The caller's request may be cancelled; the clean-up must still run.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeOpsTimeout)
 	defer cancel()
-	if err := h.mp.AbortMultipart(ctx, key, id); err != nil {
+	if err := h.call("abort_multipart", func() error { return h.mp.AbortMultipart(ctx, key, id) }); err != nil {
 		h.log.WarnContext(ctx, "companion: abort of an oversized upload failed", "key", key, "err", err)
 	}
 }
@@ -525,19 +602,31 @@ func (h *Handler) abortQuietly(ctx context.Context, key, id string) {
 func (h *Handler) deleteQuietly(ctx context.Context, key string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeOpsTimeout)
 	defer cancel()
-	if err := h.drv.Delete(ctx, key); err != nil {
+	if err := h.call("delete", func() error { return h.drv.Delete(ctx, key) }); err != nil {
 		h.log.WarnContext(ctx, "companion: delete of a refused object failed", "key", key, "err", err)
 	}
 }
 
 // abort answers DELETE /multipart/{uploadId}. An upload that is already
-// gone counts as aborted: Uppy may cancel twice.
+// gone counts as aborted, since Uppy may cancel twice, but only the abort
+// that dropped it publishes upload.aborted: one that finds nothing may
+// follow a completion, and the object is then still there. Stores differ
+// on aborting an unknown upload (S3 refuses, MinIO answers success), so
+// the upload's existence is asked first.
 func (h *Handler) abort(w http.ResponseWriter, r *http.Request, segs []string) *apiError {
-	_, key, id, e := h.upload(r, segs)
+	p, key, id, e := h.upload(r, segs)
 	if e != nil {
 		return e
 	}
-	if err := h.mp.AbortMultipart(r.Context(), key, id); err != nil && !errors.Is(err, drivers.ErrNotFound) {
+	ctx := r.Context()
+	err := h.call("list_parts", func() error { _, err := h.mp.ListParts(ctx, key, id); return err })
+	if err == nil {
+		err = h.call("abort_multipart", func() error { return h.mp.AbortMultipart(ctx, key, id) })
+		if err == nil {
+			h.publish(events.Aborted, p, key, id, "", drivers.ObjectInfo{})
+		}
+	}
+	if err != nil && !errors.Is(err, drivers.ErrNotFound) {
 		return storeError("abort multipart", err, "no such upload")
 	}
 	writeJSON(w, http.StatusOK, struct{}{})

@@ -23,6 +23,7 @@ import (
 	"github.com/upbroker/upbroker/config"
 	"github.com/upbroker/upbroker/drivers"
 	_ "github.com/upbroker/upbroker/drivers/all"
+	"github.com/upbroker/upbroker/events"
 	"github.com/upbroker/upbroker/internal/apitest"
 	"github.com/upbroker/upbroker/internal/testenv"
 	"github.com/upbroker/upbroker/ratelimit"
@@ -85,6 +86,8 @@ type stackOpts struct {
 	limiter       ratelimit.Limiter
 	onRateLimited func(reason string)
 	auth          auth.Authenticator // default: testAuth
+	metrics       Metrics
+	events        events.Sink
 }
 
 func newStack(t *testing.T, backend, driver string, set drivers.Settings, prof config.Profile, o stackOpts) *stack {
@@ -118,7 +121,8 @@ func newStack(t *testing.T, backend, driver string, set drivers.Settings, prof c
 	h, err := New(Options{
 		Config:      config.Companion{Enabled: true, Path: "/s3", Profile: profileName},
 		ProfileName: profileName, Profile: prof, Backend: backend, Driver: d, Bucket: set["bucket"],
-		Auth: a, Limiter: o.limiter, OnRateLimited: o.onRateLimited, Logger: slog.New(slog.DiscardHandler),
+		Auth: a, Limiter: o.limiter, OnRateLimited: o.onRateLimited,
+		Metrics: o.metrics, Events: o.events, Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatalf("companion.New: %v", err)

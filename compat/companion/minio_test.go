@@ -18,6 +18,12 @@ import (
 // minioStack opens driver ("minio" or "s3") on a fresh bucket of m.
 func minioStack(t *testing.T, m *testenv.MinIO, driver string, max config.Size, edit ...func(*config.Profile)) *stack {
 	t.Helper()
+	return minioStackWith(t, m, driver, max, stackOpts{}, edit...)
+}
+
+// minioStackWith is minioStack with the handler's options.
+func minioStackWith(t *testing.T, m *testenv.MinIO, driver string, max config.Size, o stackOpts, edit ...func(*config.Profile)) *stack {
+	t.Helper()
 	prof := imagesProfile("store", max)
 	for _, e := range edit {
 		e(&prof)
@@ -27,7 +33,7 @@ func minioStack(t *testing.T, m *testenv.MinIO, driver string, max config.Size, 
 	if driver == "s3" {
 		set["path_style"] = "true"
 	}
-	s := newStack(t, "store", driver, set, prof, stackOpts{})
+	s := newStack(t, "store", driver, set, prof, o)
 	s.minio = m
 	return s
 }
@@ -344,7 +350,7 @@ func testRefusals(t *testing.T, m *testenv.MinIO, driver string) {
 		{"complete: no parts", "alice", "POST", uploadPath(c, "/complete", ""), map[string]any{"parts": []any{}}, 400, "parts"},
 		{"complete: part twice", "alice", "POST", uploadPath(c, "/complete", ""), map[string]any{"parts": []map[string]any{{"PartNumber": 1, "ETag": "a"}, {"PartNumber": 1, "ETag": "a"}}}, 400, "twice"},
 		{"complete: no etag", "alice", "POST", uploadPath(c, "/complete", ""), map[string]any{"parts": []map[string]any{{"PartNumber": 1, "ETag": ""}}}, 400, "parts[0].ETag"},
-		{"complete: unknown part", "alice", "POST", uploadPath(c, "/complete", ""), completeBody, 400, "refused"},
+		{"complete: part not uploaded", "alice", "POST", uploadPath(c, "/complete", ""), completeBody, 400, "parts[0]: part 1 has not been uploaded"},
 		{"create: type", "alice", "POST", "/multipart", map[string]any{"filename": "a.svg", "type": "image/svg+xml"}, 415, "image/svg+xml"},
 		{"create: no filename", "alice", "POST", "/multipart", map[string]any{"type": "image/png"}, 400, "filename"},
 		{"create: reserved metadata", "alice", "POST", "/multipart", map[string]any{"filename": "a.png", "type": "image/png", "metadata": map[string]any{"upbrokerprofile": "x"}}, 400, "metadata.upbrokerprofile"},
