@@ -97,7 +97,7 @@ func New() *Metrics {
 		reg: prometheus.NewRegistry(),
 		grants: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "grants_total",
-			Help: "Upload grants asked for (POST /v1/uploads), by profile, backend and result (ok or an error code).",
+			Help: "Upload grants asked for (POST /v1/uploads and the Companion grants), by profile, backend and result (ok or an error code).",
 		}, []string{"profile", "backend", "result"}),
 		bytesGranted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "granted_bytes_total",
