@@ -35,7 +35,7 @@ func TestCounters(t *testing.T) {
 			},
 			names: []string{"upbroker_grants_total", "upbroker_granted_bytes_total"},
 			want: `
-# HELP upbroker_grants_total Upload grants asked for (POST /v1/uploads), by profile, backend and result (ok or an error code).
+# HELP upbroker_grants_total Upload grants asked for (POST /v1/uploads and the Companion grants), by profile, backend and result (ok or an error code).
 # TYPE upbroker_grants_total counter
 upbroker_grants_total{backend="minio",profile="images",result="ok"} 2
 # HELP upbroker_granted_bytes_total Bytes that successful grants allow to be uploaded, by profile and backend.
@@ -50,7 +50,7 @@ upbroker_granted_bytes_total{backend="minio",profile="images"} 1024
 			},
 			names: []string{"upbroker_grants_total", "upbroker_granted_bytes_total"},
 			want: `
-# HELP upbroker_grants_total Upload grants asked for (POST /v1/uploads), by profile, backend and result (ok or an error code).
+# HELP upbroker_grants_total Upload grants asked for (POST /v1/uploads and the Companion grants), by profile, backend and result (ok or an error code).
 # TYPE upbroker_grants_total counter
 upbroker_grants_total{backend="local",profile="images",result="too_large"} 1
 `,

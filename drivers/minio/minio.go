@@ -74,7 +74,11 @@ type Driver struct {
 	// fast signs PUT, part and GET grants without building and parsing
 	// an http.Request and deriving the signing key on every call; nil
 	// when the bucket is one it does not handle, and then signer signs.
-	fast  *s3compat.Presigner
+	fast *s3compat.Presigner
+	// stat is the fast Stat: a HEAD presigned like fast's grants but on
+	// endpoint, sent by its own keep-alive client; nil when the fast
+	// path is off for this bucket, and then core stats.
+	stat  *s3compat.StatClient
 	creds *credentials.Credentials
 	log   *slog.Logger
 	now   func() time.Time
@@ -113,29 +117,41 @@ func newDriver(set s3compat.Settings, creds *credentials.Credentials, log *slog.
 			return nil, fmt.Errorf("public_endpoint: %w", err)
 		}
 	}
-	return &Driver{
+	d := &Driver{
 		set:    set,
 		where:  "minio " + set.Describe(),
 		core:   minio.Core{Client: c},
 		signer: signer,
-		fast:   fastPresigner(set, log),
+		fast:   fastPresigner(set, set.SigningEndpoint(), log),
 		creds:  creds,
 		log:    log,
 		now:    time.Now,
-	}, nil
+	}
+	statSigner := d.fast
+	if set.PublicEndpoint != nil {
+		statSigner = fastPresigner(set, set.Endpoint, log)
+	}
+	// The transport minio-go builds for itself, so the fast HEAD has
+	// the SDK's timeouts, proxy and TLS settings.
+	tr, err := minio.DefaultTransport(set.Endpoint.Scheme == "https")
+	if err != nil {
+		return nil, fmt.Errorf("endpoint: %w", err)
+	}
+	d.stat = s3compat.NewStatClient(statSigner, s3compat.StatTransport(tr), d.where, minio.NoSuchKey)
+	return d, nil
 }
 
 // fastPresigner resolves, once, the URL at which minio-go addresses the
-// bucket on the signing endpoint (path-style for MinIO, virtual-host for
+// bucket on ep, the signing endpoint or the broker's own (path-style for MinIO, virtual-host for
 // AWS and Google hosts, default ports dropped) by presigning a probe key
 // with probe credentials, and builds the fast signer on that address. It
 // returns nil, and grants are signed by minio-go, when minio-go signs
 // this bucket in a way the fast path does not repeat.
-func fastPresigner(set s3compat.Settings, log *slog.Logger) *s3compat.Presigner {
+func fastPresigner(set s3compat.Settings, ep *url.URL, log *slog.Logger) *s3compat.Presigner {
 	if strings.HasSuffix(set.Bucket, "--x-s3") {
 		return nil // S3 Express directory buckets sign with session keys
 	}
-	probe, err := newClient(set.SigningEndpoint(), set, credentials.NewStaticV4("probe", "probe", ""))
+	probe, err := newClient(ep, set, credentials.NewStaticV4("probe", "probe", ""))
 	if err == nil {
 		var u *url.URL
 		// No network: the region is configured and the credentials static.
@@ -146,7 +162,7 @@ func fastPresigner(set s3compat.Settings, log *slog.Logger) *s3compat.Presigner 
 			}
 		}
 	}
-	log.Debug("minio: grants are signed by minio-go", "bucket", set.Bucket, "reason", err)
+	log.Debug("minio: minio-go signs for this endpoint", "endpoint", ep.Host, "bucket", set.Bucket, "reason", err)
 	return nil
 }
 
@@ -289,8 +305,39 @@ func (d *Driver) PresignGet(ctx context.Context, key string, o drivers.GetOption
 	return drivers.Grant{Method: http.MethodGet, URL: u.String(), Headers: map[string]string{}, ExpiresAt: at}, nil
 }
 
-// Stat reads an object's size, type, ETag, metadata and checksum.
+// Stat reads an object's size, type, ETag, metadata and checksum. The
+// fast HEAD answers when it can; minio-go answers the rest.
 func (d *Driver) Stat(ctx context.Context, key string) (drivers.ObjectInfo, error) {
+	info, err := d.fastStat(ctx, key)
+	if err == nil {
+		return info, nil
+	}
+	var fb *s3compat.Fallback
+	if !errors.As(err, &fb) {
+		return info, err
+	}
+	if d.stat != nil {
+		d.log.DebugContext(ctx, "minio: stat by minio-go", "bucket", d.set.Bucket, "reason", fb.Reason)
+	}
+	return d.sdkStat(ctx, key)
+}
+
+// fastStat is Stat through the fast HEAD alone; a *s3compat.Fallback
+// error means minio-go must answer.
+func (d *Driver) fastStat(ctx context.Context, key string) (drivers.ObjectInfo, error) {
+	if d.stat == nil {
+		return drivers.ObjectInfo{}, &s3compat.Fallback{Reason: "no fast path for this endpoint"}
+	}
+	v, err := d.creds.GetWithContext(nil)
+	if err != nil || !v.SignerType.IsV4() || v.SignerType.IsAnonymous() {
+		// minio-go reports the credential failure in its own words.
+		return drivers.ObjectInfo{}, &s3compat.Fallback{Reason: "credentials are not SigV4"}
+	}
+	return d.stat.Stat(ctx, s3compat.Credentials{AccessKey: v.AccessKeyID, SecretKey: v.SecretAccessKey, SessionToken: v.SessionToken}, key, d.now())
+}
+
+// sdkStat is Stat through minio-go, with its retries.
+func (d *Driver) sdkStat(ctx context.Context, key string) (drivers.ObjectInfo, error) {
 	o, err := d.core.StatObject(ctx, d.set.Bucket, key, minio.StatObjectOptions{Checksum: true})
 	if err != nil {
 		return drivers.ObjectInfo{}, d.mapErr("stat", key, err)
@@ -376,8 +423,12 @@ func (d *Driver) List(ctx context.Context, prefix string) ([]drivers.ObjectInfo,
 	return out, nil
 }
 
-// Close has nothing to release: idle connections close on their own.
-func (d *Driver) Close() error { return nil }
+// Close drops the fast Stat's idle connections; minio-go's close on
+// their own.
+func (d *Driver) Close() error {
+	d.stat.CloseIdleConnections()
+	return nil
+}
 
 // CreateMultipart starts an upload whose object gets c's type and metadata.
 func (d *Driver) CreateMultipart(ctx context.Context, key string, c drivers.Constraints) (string, error) {

@@ -112,5 +112,8 @@ func TestOpenEngagesFastPath(t *testing.T) {
 		if got := d.(*Driver).fast != nil; got != tc.fast {
 			t.Errorf("%v: fast path %v, want %v", tc.s, got, tc.fast)
 		}
+		if got := d.(*Driver).stat != nil; got != tc.fast {
+			t.Errorf("%v: fast stat %v, want %v", tc.s, got, tc.fast)
+		}
 	}
 }

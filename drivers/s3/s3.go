@@ -74,7 +74,11 @@ type Driver struct {
 	// fast signs PUT, part and GET grants without the SDK's middleware
 	// stack and endpoint resolution; nil when the bucket's address or
 	// signing scheme is one it does not handle, and then presign signs.
-	fast  *s3compat.Presigner
+	fast *s3compat.Presigner
+	// stat is the fast Stat: a HEAD presigned like fast's grants but on
+	// endpoint, sent by its own keep-alive client; nil when the fast
+	// path is off for this bucket, and then client stats.
+	stat  *s3compat.StatClient
 	creds aws.CredentialsProvider
 	log   *slog.Logger
 	now   func() time.Time
@@ -123,19 +127,30 @@ func newDriver(set s3compat.Settings, cfg aws.Config, log *slog.Logger) *Driver 
 	} else {
 		d.presign = s3.NewPresignClient(client(pub))
 	}
-	d.fast = fastPresigner(set, client(pub, func(o *s3.Options) {
-		// Probe credentials: the probe must not reach a credential
-		// source (an instance role) when the driver opens.
+	// Probe credentials: the probe must not reach a credential source
+	// (an instance role) when the driver opens.
+	probeCreds := func(o *s3.Options) {
 		o.Credentials = credentials.NewStaticCredentialsProvider("probe", "probe", "")
-	}), log)
+	}
+	d.fast = fastPresigner(set, client(pub, probeCreds), log)
+	statSigner := d.fast
+	if pub != ep {
+		statSigner = fastPresigner(set, client(ep, probeCreds), log)
+	}
+	// The SDK's own transport settings (timeouts, proxy, TLS), cloned;
+	// a client the SDK was handed from outside leaves Stat to the SDK.
+	if bc, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
+		d.stat = s3compat.NewStatClient(statSigner, s3compat.StatTransport(bc.GetTransport()), d.where, "NotFound")
+	}
 	return d
 }
 
-// fastPresigner resolves, once, the URL at which the SDK addresses the
-// bucket (path-style or virtual-host, public_endpoint or AWS's regional
-// host) by presigning a probe key with it, and builds the fast signer on
-// that address. It returns nil, and grants are signed by the SDK, when
-// the SDK signs this bucket in a way the fast path does not repeat.
+// fastPresigner resolves, once, the URL at which probe, an SDK client
+// for one endpoint, addresses the bucket (path-style or virtual-host,
+// public_endpoint, endpoint or AWS's regional host) by presigning a
+// probe key with it, and builds the fast signer on that address. It
+// returns nil, and the SDK signs, when the SDK signs this bucket in a
+// way the fast path does not repeat.
 func fastPresigner(set s3compat.Settings, probe *s3.Client, log *slog.Logger) *s3compat.Presigner {
 	if strings.HasSuffix(set.Bucket, "--x-s3") {
 		return nil // S3 Express directory buckets sign with session keys
@@ -152,7 +167,7 @@ func fastPresigner(set s3compat.Settings, probe *s3.Client, log *slog.Logger) *s
 			}
 		}
 	}
-	log.Debug("s3: grants are signed by the SDK", "bucket", set.Bucket, "reason", err)
+	log.Debug("s3: the SDK signs for this endpoint", "bucket", set.Bucket, "reason", err)
 	return nil
 }
 
@@ -297,8 +312,39 @@ func (d *Driver) PresignGet(ctx context.Context, key string, o drivers.GetOption
 	return drivers.Grant{Method: http.MethodGet, URL: req.URL, Headers: map[string]string{}, ExpiresAt: at}, nil
 }
 
-// Stat reads an object's size, type, ETag, metadata and checksum.
+// Stat reads an object's size, type, ETag, metadata and checksum. The
+// fast HEAD answers when it can; the SDK answers the rest.
 func (d *Driver) Stat(ctx context.Context, key string) (drivers.ObjectInfo, error) {
+	info, err := d.fastStat(ctx, key)
+	if err == nil {
+		return info, nil
+	}
+	var fb *s3compat.Fallback
+	if !errors.As(err, &fb) {
+		return info, err
+	}
+	if d.stat != nil {
+		d.log.DebugContext(ctx, "s3: stat by the SDK", "bucket", d.set.Bucket, "reason", fb.Reason)
+	}
+	return d.sdkStat(ctx, key)
+}
+
+// fastStat is Stat through the fast HEAD alone; a *s3compat.Fallback
+// error means the SDK must answer.
+func (d *Driver) fastStat(ctx context.Context, key string) (drivers.ObjectInfo, error) {
+	if d.stat == nil || d.creds == nil {
+		return drivers.ObjectInfo{}, &s3compat.Fallback{Reason: "no fast path for this endpoint"}
+	}
+	c, err := d.creds.Retrieve(ctx)
+	if err != nil {
+		// The SDK reports the credential failure in its own words.
+		return drivers.ObjectInfo{}, &s3compat.Fallback{Reason: "no credentials"}
+	}
+	return d.stat.Stat(ctx, s3compat.Credentials{AccessKey: c.AccessKeyID, SecretKey: c.SecretAccessKey, SessionToken: c.SessionToken}, key, d.now())
+}
+
+// sdkStat is Stat through the SDK, with its retries.
+func (d *Driver) sdkStat(ctx context.Context, key string) (drivers.ObjectInfo, error) {
 	out, err := d.client.HeadObject(ctx, &s3.HeadObjectInput{
 		Bucket:       &d.set.Bucket,
 		Key:          &key,
@@ -393,8 +439,12 @@ func (d *Driver) List(ctx context.Context, prefix string) ([]drivers.ObjectInfo,
 	return out, nil
 }
 
-// Close has nothing to release: the SDK's HTTP client is shared.
-func (d *Driver) Close() error { return nil }
+// Close drops the fast Stat's idle connections; the SDK's HTTP client
+// is shared.
+func (d *Driver) Close() error {
+	d.stat.CloseIdleConnections()
+	return nil
+}
 
 // CreateMultipart starts an upload whose object gets c's type and metadata.
 func (d *Driver) CreateMultipart(ctx context.Context, key string, c drivers.Constraints) (string, error) {
