@@ -140,9 +140,12 @@ func (p *Proc) Stop() {
 		return
 	}
 	_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGTERM)
+	// Long enough for a graceful stop, upbroker's own included (its
+	// server.drain_delay defaults to 5s); the servers that stop at once
+	// do not wait for it.
 	select {
 	case <-p.done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
 	}
