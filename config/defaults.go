@@ -16,14 +16,14 @@ const (
 	// at 2.5 Mbit/s takes about 55 minutes. Slow-header attacks are cut
 	// by read_header_timeout, and the idle timeout reaps kept-alive
 	// connections, so the long body timeouts cost little.
-	DefaultReadTimeout        = "1h"
-	DefaultWriteTimeout       = "1h"
-	DefaultIdleTimeout        = "120s"
-	DefaultMaxHeaderBytes     = 64 << 10
-	DefaultShutdownTimeout    = "30s"
+	DefaultReadTimeout     = "1h"
+	DefaultWriteTimeout    = "1h"
+	DefaultIdleTimeout     = "120s"
+	DefaultMaxHeaderBytes  = 64 << 10
+	DefaultShutdownTimeout = "30s"
 	// DefaultDrainDelay covers a load balancer's readiness probe period
 	// (Kubernetes' default is 10 s with failureThreshold 3; many set 5 s).
-	DefaultDrainDelay = "5s"
+	DefaultDrainDelay         = "5s"
 	DefaultCompleteGrace      = "1h"
 	DefaultCORSMaxAge         = "10m"
 	DefaultJWTLeeway          = "30s"

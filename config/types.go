@@ -39,8 +39,8 @@ type Server struct {
 	// DrainDelay is how long, after SIGTERM, the broker keeps serving with
 	// /readyz at 503 before it closes its listener, so that load balancers
 	// see the 503 and stop sending before connections are refused.
-	DrainDelay time.Duration `mapstructure:"drain_delay" json:"drain_delay"`
-	MaxHeaderBytes    int           `mapstructure:"max_header_bytes" json:"max_header_bytes"`
+	DrainDelay     time.Duration `mapstructure:"drain_delay" json:"drain_delay"`
+	MaxHeaderBytes int           `mapstructure:"max_header_bytes" json:"max_header_bytes"`
 	// DemoPage serves the demo page at / when true.
 	DemoPage bool `mapstructure:"demo_page" json:"demo_page"`
 	// CompleteGrace is how long after a grant expires its ticket may still
