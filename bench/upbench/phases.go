@@ -434,7 +434,9 @@ type goBenchRow struct {
 	AllocsOp float64 `json:"allocs_op"`
 }
 
-var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op(?:\s+([\d.]+) B/op)?(?:\s+([\d.]+) allocs/op)?`)
+// benchLine reads one result line of go test -bench; b.SetBytes adds an
+// MB/s column between ns/op and B/op.
+var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op(?:\s+[\d.]+ MB/s)?(?:\s+([\d.]+) B/op)?(?:\s+([\d.]+) allocs/op)?`)
 
 func goBenchPhase(pkgs string) ([]goBenchRow, error) {
 	fmt.Fprintf(os.Stderr, "[upbench] go test -bench %s\n", pkgs)
