@@ -292,6 +292,9 @@ type gate struct {
 	failed   map[string]int
 	attempts map[string]int
 	methods  map[string]int
+	// flight counts the upload requests received and not yet answered
+	// (parallel_helpers_test.go).
+	flight flightCount
 
 	held    chan string   // a request is being held (its path and query)
 	dropped chan string   // a held request was abandoned by the browser
@@ -346,6 +349,8 @@ func isUpload(r *http.Request) bool { return r.Method == http.MethodPut || r.Met
 
 func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := requestID(r)
+	w, answered := g.flight.enter(w, r)
+	defer answered()
 	g.mu.Lock()
 	hold := isUpload(r) && g.hold != nil && g.hold(r)
 	fail := false
