@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -27,7 +26,6 @@ import (
 
 	"github.com/upbroker/upbroker/drivers"
 	"github.com/upbroker/upbroker/internal/apitest"
-	"github.com/upbroker/upbroker/internal/app"
 	"github.com/upbroker/upbroker/internal/apptest"
 	"github.com/upbroker/upbroker/internal/testenv"
 )
@@ -110,19 +108,7 @@ func newStack(t *testing.T, yamlTmpl string, o stackOptions) *stack {
 
 	cfg := apptest.Render(t, yamlTmpl, v)
 
-	logs := &testenv.LockedBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("--- broker log ---\n%s", logs.String())
-		}
-	})
-
-	a, err := app.Build(context.Background(), cfg, app.Options{Logger: logger})
-	if err != nil {
-		t.Fatalf("app.Build: %v", err)
-	}
-	t.Cleanup(func() { _ = a.Close() })
+	a := apptest.Build(t, cfg, apptest.Options{})
 	s.Backends = a.Backends
 
 	// Everything the broker answers, the browser's traffic included, is

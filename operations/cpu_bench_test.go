@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/upbroker/upbroker/auth"
-	"github.com/upbroker/upbroker/config"
 	"github.com/upbroker/upbroker/internal/app"
+	"github.com/upbroker/upbroker/internal/apptest"
 	"github.com/upbroker/upbroker/internal/testenv"
 )
 
@@ -71,26 +71,15 @@ func serveBenchBroker(b *testing.B, m *testenv.MinIO, bucket string) (baseURL, a
 		b.Fatal(err)
 	}
 	yaml := fmt.Sprintf(benchYAML, addr, addr, hex.EncodeToString(key), digest, m.Endpoint, bucket, m.AccessKey, m.SecretKey)
-	lo := app.LoadOptions()
-	lo.LookupEnv = func(string) (string, bool) { return "", false }
-	cfg, err := config.Parse([]byte(yaml), lo)
-	if err != nil {
-		b.Fatalf("config: %v", err)
-	}
+	cfg := apptest.Parse(b, yaml)
+	// serve logs at warn here: debug lines would be the benchmark's cost.
 	logger := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	a, err := app.Build(context.Background(), cfg, app.Options{Logger: logger})
 	if err != nil {
 		b.Fatalf("app.Build: %v", err)
 	}
 	b.Cleanup(func() { _ = a.Close() })
-	srv := &http.Server{
-		Handler:           a.Handler(),
-		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
-		ReadTimeout:       cfg.Server.ReadTimeout,
-		WriteTimeout:      cfg.Server.WriteTimeout,
-		IdleTimeout:       cfg.Server.IdleTimeout,
-		MaxHeaderBytes:    cfg.Server.MaxHeaderBytes,
-	}
+	srv := a.HTTPServer()
 	go pprof.Do(context.Background(), pprof.Labels("side", "broker"), func(context.Context) { _ = srv.Serve(ln) })
 	b.Cleanup(func() { _ = srv.Close() })
 	return "http://" + addr, apiKey

@@ -2,12 +2,10 @@ package operations_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -121,7 +119,7 @@ type stack struct {
 // app.Build, as cmd/upbroker's serve does.
 func newStack(t *testing.T, o stackOptions) *stack {
 	t.Helper()
-	s := &stack{Logs: &testenv.LockedBuffer{}}
+	s := &stack{}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		t.Fatal(err)
@@ -140,22 +138,8 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	}
 	cfg := apptest.Render(t, baseYAML, v)
 
-	logger := slog.New(slog.NewJSONHandler(s.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("--- broker log ---\n%s", s.Logs.String())
-		}
-	})
-	a, err := app.Build(context.Background(), cfg, app.Options{Logger: logger, Webhook: o.webhook})
-	if err != nil {
-		t.Fatalf("app.Build: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-		defer cancel()
-		_ = a.Shutdown(ctx)
-		_ = a.Close()
-	})
+	a := apptest.Build(t, cfg, apptest.Options{JSONLogs: true, App: app.Options{Webhook: o.webhook}})
+	s.Logs = a.Logs
 	s.Metrics, s.Broker, s.Dispatcher = a.Metrics, a.Broker, a.Dispatcher
 	s.Handler = apitest.Wrap(t, s.Broker.Handler())
 	srv.Config.Handler = s.Handler

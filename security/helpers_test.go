@@ -12,7 +12,6 @@ import (
 	"image/color"
 	"image/png"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -26,7 +25,6 @@ import (
 	"github.com/upbroker/upbroker/auth"
 	"github.com/upbroker/upbroker/config"
 	"github.com/upbroker/upbroker/drivers"
-	"github.com/upbroker/upbroker/internal/app"
 	"github.com/upbroker/upbroker/internal/apptest"
 	"github.com/upbroker/upbroker/internal/testenv"
 )
@@ -95,21 +93,11 @@ func startBroker(t *testing.T, yaml func(publicURL string) string) *instance {
 	publicURL := "http://" + srv.Listener.Addr().String()
 	text := yaml(publicURL)
 	cfg := apptest.Parse(t, text)
-	in := &instance{URL: publicURL, Config: cfg, Logs: &testenv.LockedBuffer{}, Errors: &statusLog{}}
-	logger := slog.New(slog.NewTextHandler(in.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("--- log of the broker at %s ---\n%s", publicURL, in.Logs.String())
-		}
-	})
 	if len(cfg.TicketKeyBytes()) == 0 {
 		t.Fatal("test config has no secrets.ticket_keys")
 	}
-	a, err := app.Build(context.Background(), cfg, app.Options{Logger: logger})
-	if err != nil {
-		t.Fatalf("app.Build: %v", err)
-	}
-	t.Cleanup(func() { _ = a.Close() })
+	a := apptest.Build(t, cfg, apptest.Options{})
+	in := &instance{URL: publicURL, Config: cfg, Logs: a.Logs, Errors: &statusLog{}}
 	in.keys, in.Backends = a.TicketKeys, a.Backends
 	h := a.Handler()
 	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

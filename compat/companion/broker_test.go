@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -146,25 +145,9 @@ func newBrokerStack(t *testing.T, m *testenv.MinIO) *brokerStack {
 		"Endpoint": m.Endpoint, "Bucket": s.bucket, "AccessKey": m.AccessKey, "SecretKey": m.SecretKey,
 		"HookURL": recv.URL,
 	})
-	logs := &testenv.LockedBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("--- broker log ---\n%s", logs.String())
-		}
-	})
-	a, err := app.Build(context.Background(), cfg, app.Options{
-		Logger:  slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	a := apptest.Build(t, cfg, apptest.Options{JSONLogs: true, App: app.Options{
 		Webhook: webhook.Options{BaseDelay: 5 * time.Millisecond, MaxDelay: 20 * time.Millisecond, MaxAttempts: 6},
-	})
-	if err != nil {
-		t.Fatalf("app.Build: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-		defer cancel()
-		_ = a.Shutdown(ctx)
-		_ = a.Close()
-	})
+	}})
 	srv.Config.Handler = apitest.Wrap(t, a.Broker.Handler())
 	srv.Start()
 	t.Cleanup(srv.Close)

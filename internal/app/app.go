@@ -121,6 +121,21 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 // Handler is the broker's whole HTTP API.
 func (a *App) Handler() http.Handler { return a.Broker.Handler() }
 
+// HTTPServer is an http.Server for the API with server.*'s timeouts and
+// header cap; the caller adds what is its own (error log, base context)
+// and serves it.
+func (a *App) HTTPServer() *http.Server {
+	s := a.Config.Server
+	return &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: s.ReadHeaderTimeout,
+		ReadTimeout:       s.ReadTimeout,
+		WriteTimeout:      s.WriteTimeout,
+		IdleTimeout:       s.IdleTimeout,
+		MaxHeaderBytes:    s.MaxHeaderBytes,
+	}
+}
+
 // Drain makes /readyz answer 503 at once, so that a load balancer stops
 // sending while requests in flight finish.
 func (a *App) Drain() { a.Broker.Drain() }
